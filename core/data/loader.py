@@ -1,0 +1,67 @@
+"""Training batches for a whole run: a fixed order per (seed, epoch), resumable at any step."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from core.data.augment import RandAugment
+from core.data.images import FolderImages, TensorImages, pil_to_uint8
+from core.seeding import derive_seed, generator
+
+
+def steps_per_epoch(n_train: int, batch_size: int) -> int:
+    """Full batches only (Mixup needs even batches; the tail changes every epoch anyway)."""
+    return n_train // batch_size
+
+
+class EpochBatches:
+    """Batches of (image index, image seed) from step `start` of epoch `first` to the end."""
+
+    def __init__(self, indices: torch.Tensor, batch_size: int, seed: int, first: int,
+                 start: int, epochs: int) -> None:
+        self.indices, self.batch_size, self.seed = indices, batch_size, seed
+        self.first, self.start, self.epochs = first, start, epochs
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        steps = steps_per_epoch(len(self.indices), self.batch_size)
+        for epoch in range(self.first, self.epochs):
+            order = self.indices[torch.randperm(len(self.indices),
+                                                generator=generator(self.seed, "order", epoch))]
+            for step in range(self.start if epoch == self.first else 0, steps):
+                chunk = order[step * self.batch_size:(step + 1) * self.batch_size].tolist()
+                yield [(i, derive_seed(self.seed, "image", epoch, i)) for i in chunk]
+
+    def __len__(self) -> int:
+        steps = steps_per_epoch(len(self.indices), self.batch_size)
+        return (self.epochs - self.first) * steps - self.start
+
+
+class SeededImages(Dataset):
+    """Images by (index, seed); the seed drives the per-image augmentation (RandAugment)."""
+
+    def __init__(self, images: TensorImages | FolderImages, randaugment: RandAugment | None):
+        self.images, self.randaugment = images, randaugment
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, int]:
+        i, seed = key
+        if self.randaugment is None:
+            return self.images.get(i)
+        img = self.randaugment(self.images.pil(i), seed)
+        return pil_to_uint8(img), int(self.images.labels[i])
+
+
+def train_batches(images: TensorImages | FolderImages, indices: torch.Tensor, batch_size: int,
+                  seed: int, first_epoch: int, start_step: int, epochs: int,
+                  randaugment: RandAugment | None, num_workers: int) -> DataLoader:
+    """One loader for the rest of the run: yields (uint8 images, labels) batches."""
+    # In-memory images without per-image work gain nothing from worker processes.
+    workers = num_workers if (randaugment or isinstance(images, FolderImages)) else 0
+    sampler = EpochBatches(indices, batch_size, seed, first_epoch, start_step, epochs)
+    return DataLoader(SeededImages(images, randaugment), batch_sampler=sampler,
+                      num_workers=workers, persistent_workers=False,
+                      pin_memory=torch.cuda.is_available())

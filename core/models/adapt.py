@@ -1,0 +1,42 @@
+"""Fitting ImageNet weights to small inputs (paper: CIFAR-10 at 32x32 with 4x4 patches)."""
+from __future__ import annotations
+
+import torch
+from timm.layers import resample_patch_embed
+
+from core.errors import ConfigError
+from core.registry import Registry
+
+PATCH_KERNEL_KEY = "patch_embed.proj.weight"
+
+KERNEL_ADAPTERS: Registry = Registry("patch-kernel adaptation")
+
+
+@KERNEL_ADAPTERS.register("block_sum")
+def block_sum(kernel: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Sum each (kh/h x kw/w) block of the kernel, as the official code does (16x16 -> 4x4).
+
+    A 4x4 patch of a 4x-downsampled image then gets the same response as the 16x16 patch
+    it came from: output[i, j] = sum of kernel[s*i:s*(i+1), s*j:s*(j+1)], no rescaling.
+    """
+    out_c, in_c, kh, kw = kernel.shape
+    h, w = size
+    if kh % h or kw % w:
+        raise ConfigError(
+            f"a {kh}x{kw} patch kernel cannot be block-summed to {h}x{w}; "
+            "pick a patch size that divides it or set model.kernel_adapt=resample")
+    return kernel.reshape(out_c, in_c, h, kh // h, w, kw // w).sum(dim=(3, 5))
+
+
+@KERNEL_ADAPTERS.register("resample")
+def resample(kernel: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """timm's pseudo-inverse resampling (FlexiViT), which keeps patch responses."""
+    return resample_patch_embed(kernel, list(size))
+
+
+def adapt_patch_kernel(state_dict: dict, size: tuple[int, int], method: str) -> dict:
+    """Return the state dict with its patch kernel fitted to `size` (a no-op if it fits)."""
+    kernel = state_dict.get(PATCH_KERNEL_KEY)
+    if kernel is None or tuple(kernel.shape[-2:]) == tuple(size):
+        return state_dict
+    return {**state_dict, PATCH_KERNEL_KEY: KERNEL_ADAPTERS.get(method)(kernel, size)}

@@ -1,0 +1,85 @@
+"""Build the model a config asks for: timm architecture + weight source + [0,1] normalisation."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import timm
+from torch import nn
+
+import core.models.tiny  # noqa: F401  (registers the tiny models with timm)
+from core.config import ModelCfg
+from core.errors import ConfigError
+from core.models.adapt import adapt_patch_kernel
+from core.models.families import Family, family_of, meta_model
+from core.models.normalize import Normalized
+from core.models.sources import Weights, load_weights
+
+
+@dataclass
+class BuiltModel:
+    model: Normalized
+    family: Family
+    weights: Weights
+
+
+def check_arch(arch: str) -> None:
+    if not timm.is_model(arch):
+        raise ConfigError(f"unknown model architecture '{arch}'; pick a preset with model=NAME "
+                          "or any timm name (timm.list_models('vit_*'))")
+
+
+def timm_kwargs(cfg: ModelCfg, img_size: int, num_classes: int) -> tuple[dict, Family]:
+    """The timm.create_model kwargs for this resolution, and the architecture's family."""
+    check_arch(cfg.arch)
+    meta = meta_model(cfg.arch)
+    family = family_of(meta)
+    patch = cfg.patch_size or meta.patch_embed.patch_size[0]
+    if img_size % patch:
+        raise ConfigError(f"patch size {patch} does not divide image size {img_size}; "
+                          f"set model.patch_size to a divisor of {img_size}")
+    kwargs = dict(img_size=img_size, patch_size=patch, num_classes=num_classes,
+                  drop_path_rate=cfg.drop_path)
+    kwargs.update(family.extra_kwargs(meta, cfg.window_size, img_size // patch))
+    return kwargs, family
+
+
+def build_model(cfg: ModelCfg, img_size: int, num_classes: int, runs_dir: str = "runs",
+                source: str | None = None) -> BuiltModel:
+    """`source` overrides cfg.source (the training entry resolves `pretrain` to `run:<id>`)."""
+    kwargs, family = timm_kwargs(cfg, img_size, num_classes)
+    weights = load_weights(source or cfg.source, runs_dir)
+    if weights.state_dict is None:
+        net = timm.create_model(cfg.arch, pretrained=False, **kwargs)
+    else:
+        net = _create_with_weights(cfg, kwargs, family, weights)
+    mean = weights.mean or net.pretrained_cfg.get("mean")
+    std = weights.std or net.pretrained_cfg.get("std")
+    weights.mean, weights.std = tuple(mean), tuple(std)
+    return BuiltModel(Normalized(net, mean, std), family, weights)
+
+
+def _create_with_weights(cfg: ModelCfg, kwargs: dict, family: Family,
+                         weights: Weights) -> nn.Module:
+    """Let timm load the weights (its filters resize position embeddings and Swin's bias
+    tables; it re-initialises the head when the class count differs), after fitting the patch
+    kernel our way."""
+    patch = kwargs["patch_size"]
+    sd = adapt_patch_kernel(weights.state_dict, (patch, patch), cfg.kernel_adapt)
+    overlay = dict(state_dict=sd, source="", custom_load=False,
+                   num_classes=_head_size(cfg.arch, sd) or kwargs["num_classes"])
+    extra = {"pretrained_filter_fn": family.pretrained_filter} if family.pretrained_filter else {}
+    try:
+        return timm.create_model(cfg.arch, pretrained=True, pretrained_cfg_overlay=overlay,
+                                 **kwargs, **extra)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0]
+        raise ConfigError(f"weights {weights.resolved} do not fit {cfg.arch}: {first}") from None
+
+
+def _head_size(arch: str, state_dict: dict) -> int | None:
+    """Classes of the checkpoint's classifier (timm drops the head when they differ)."""
+    from timm.models import get_pretrained_cfg
+
+    pcfg = get_pretrained_cfg(arch)
+    head = state_dict.get(f"{pcfg.classifier if pcfg else 'head'}.weight")
+    return int(head.shape[0]) if head is not None else None

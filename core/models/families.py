@@ -1,0 +1,103 @@
+"""Architecture families, looked up by model class (never by name): where each family's
+attention branch is, how it is built at another resolution and how foreign weights fit it.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from timm.layers import resample_abs_pos_embed, resample_patch_embed
+from timm.models.convit import ConVit
+from timm.models.swin_transformer import SwinTransformer
+from timm.models.vision_transformer import VisionTransformer
+from torch import nn
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    # Modules whose output is exactly one block's attention branch before the residual add.
+    attention_branches: Callable[[nn.Module], list[nn.Module]]
+    # Extra timm kwargs for the target resolution: (arch default kwargs, grid size) -> kwargs.
+    extra_kwargs: Callable[[nn.Module, int | None, int], dict]
+    # A pretrained filter to pass to timm when timm's own does not adapt the resolution.
+    pretrained_filter: Callable | None = None
+
+
+def _vit_branches(model: nn.Module) -> list[nn.Module]:
+    # drop_path1 is the exact term added to the residual (it follows attn and LayerScale).
+    return [b.drop_path1 for b in model.blocks]
+
+
+def _convit_branches(model: nn.Module) -> list[nn.Module]:
+    # ConViT shares one drop_path between both branches, so hook the attention itself.
+    return [b.attn for b in model.blocks]
+
+
+def _swin_branches(model: nn.Module) -> list[nn.Module]:
+    # attn sees windows; drop_path1 sees the re-assembled (B, H, W, C) branch.
+    return [b.drop_path1 for layer in model.layers for b in layer.blocks]
+
+
+def _no_extra(model: nn.Module, window_size: int | None, grid: int) -> dict:
+    return {}
+
+
+def _swin_window(model: nn.Module, window_size: int | None, grid: int) -> dict:
+    """Swin at a resolution the pretrained window does not tile.
+
+    Keep the pretrained window if it divides the first-stage token grid (224/4=56, 7 does);
+    otherwise take the largest divisor of the grid below it: 32x32 inputs with 4x4 patches give
+    an 8x8 grid, so window 4 (2x2 shifted windows, then global attention in later stages).
+    timm's filter resizes the relative-position bias tables to the new window.
+    """
+    if window_size is not None:
+        return {"window_size": window_size}
+    default = model.layers[0].blocks[0].window_size[0]
+    if grid % default == 0:
+        return {}
+    return {"window_size": max(w for w in range(1, default + 1) if grid % w == 0)}
+
+
+def _convit_filter(state_dict: dict, model: nn.Module) -> dict:
+    """timm has no resolution filter for ConViT: resample the patch kernel and pos grid."""
+    out = {}
+    for k, v in state_dict.items():
+        if k == "patch_embed.proj.weight" and v.shape != model.patch_embed.proj.weight.shape:
+            v = resample_patch_embed(v, list(model.patch_embed.proj.weight.shape[-2:]))
+        elif k == "pos_embed" and v.shape != model.pos_embed.shape:
+            v = resample_abs_pos_embed(v, new_size=list(model.patch_embed.grid_size),
+                                       num_prefix_tokens=0)
+        out[k] = v
+    return out
+
+
+FAMILIES: dict[type, Family] = {
+    VisionTransformer: Family("vit", _vit_branches, _no_extra),
+    ConVit: Family("convit", _convit_branches, _no_extra, _convit_filter),
+    SwinTransformer: Family("swin", _swin_branches, _swin_window),
+}
+
+
+def family_of(model_or_cls: nn.Module | type) -> Family:
+    cls = model_or_cls if isinstance(model_or_cls, type) else type(model_or_cls)
+    for base in cls.__mro__:
+        if base in FAMILIES:
+            return FAMILIES[base]
+    known = ", ".join(sorted(f.__name__ for f in FAMILIES))
+    raise ValueError(f"model class {cls.__name__} is not a supported family; supported: {known}")
+
+
+def patch_grid(model: nn.Module) -> tuple[tuple[int, int], tuple[int, int]]:
+    """((rows, cols) of patches, (height, width) of one patch in pixels), for every family."""
+    pe = model.patch_embed
+    return tuple(pe.grid_size), tuple(pe.patch_size)
+
+
+def meta_model(arch: str, **kwargs) -> nn.Module:
+    """The architecture on the meta device: its class and defaults without allocating weights."""
+    import timm
+
+    with torch.device("meta"):
+        return timm.create_model(arch, pretrained=False, **kwargs)

@@ -1,0 +1,86 @@
+"""Fetch data sets and pretrained weights on a machine with internet, for offline clusters.
+
+    python -m core.prefetch cifar10 --root DIR
+    python -m core.prefetch imagenette --root DIR [--size full|320px|160px]
+    python -m core.prefetch weights TAG [TAG ...] [--out FILE]
+    python -m core.prefetch weights --all        # every timm tag the model presets use
+
+Weights go to the Hugging Face / torch hub caches (copy ~/.cache to the cluster and set
+HF_HUB_OFFLINE=1), or with --out to one state-dict file for `model.source=file:FILE`.
+Runs never download anything themselves.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import yaml
+
+PRESETS = Path(__file__).parent / "conf" / "model"
+
+
+def preset_tags() -> list[str]:
+    tags = []
+    for f in sorted(PRESETS.glob("*.yaml")):
+        source = yaml.safe_load(f.read_text()).get("source", "")
+        if source.startswith("timm:"):
+            tags.append(source.removeprefix("timm:"))
+    return tags
+
+
+def fetch_weights(tags: list[str], out: str | None) -> None:
+    import timm
+    import torch
+
+    from core.atomic import save_torch
+
+    if out and len(tags) != 1:
+        raise SystemExit("error: --out takes exactly one tag")
+    for tag in tags:
+        net = timm.create_model(tag, pretrained=True)
+        if out:
+            save_torch(out, net.state_dict())
+            print(f"{tag} -> {out}  (use model.source=file:{out})")
+        else:
+            print(f"{tag}: cached ({sum(p.numel() for p in net.parameters()) / 1e6:.1f}M params)")
+        del net
+        torch.cuda.empty_cache()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m core.prefetch", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("what", choices=["cifar10", "imagenette", "weights"])
+    p.add_argument("tags", nargs="*")
+    p.add_argument("--root", default=None, help="data set folder")
+    p.add_argument("--size", default="full", choices=["full", "320px", "160px"])
+    p.add_argument("--out", default=None, help="weights: write one state-dict file")
+    p.add_argument("--all", action="store_true", help="weights: every preset's tag")
+    a = p.parse_args(argv)
+    if a.what == "weights":
+        tags = preset_tags() if a.all else a.tags
+        if not tags:
+            p.error("name at least one timm tag, or --all")
+        fetch_weights(tags, a.out)
+        return 0
+    from core.data.sets import default_root
+
+    root = Path(a.root) if a.root else default_root(a.what)
+    root.mkdir(parents=True, exist_ok=True)
+    if a.what == "cifar10":
+        from torchvision.datasets import CIFAR10
+
+        for train in (True, False):
+            CIFAR10(str(root), train=train, download=True)
+    else:
+        from torchvision.datasets import Imagenette
+
+        for split in ("train", "val"):
+            Imagenette(str(root), split=split, size=a.size, download=True)
+    print(f"{a.what} ready in {root} (data.root={root})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

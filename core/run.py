@@ -1,0 +1,154 @@
+"""One run: config -> runs/<run-id>/ (config, log, curve, checkpoint, weights, result.json).
+
+`run(cfg)` is what the CLI, the ablation jobs and the tests call. It never redoes a finished
+run, resumes an interrupted one, and writes result.json last (its presence means "finished").
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+
+from core.atomic import save_torch, write_json, write_text
+from core.config import (
+    AugCfg,
+    DataCfg,
+    EvalCfg,
+    MethodCfg,
+    ModelCfg,
+    OptimCfg,
+    RunConfig,
+    normalise,
+    run_id,
+    to_dict,
+)
+from core.data import load_splits
+from core.data.images import stack
+from core.evaluation import EvalContext, evaluate
+from core.models import build_model
+from core.provenance import code_version, machine, package_versions
+from core.training.loop import train
+from core.validate import validate
+
+log = logging.getLogger("core")
+FINISHED = ("done", "diverged")
+RESULT, WEIGHTS, CONFIG, LOG = "result.json", "weights.pth", "config.yaml", "train.log"
+
+
+def run_dir_of(cfg: RunConfig) -> Path:
+    return Path(cfg.runs_dir) / run_id(cfg)
+
+
+def read_result(run_dir: Path) -> dict | None:
+    path = run_dir / RESULT
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def pretrain_config(cfg: RunConfig) -> RunConfig:
+    """The clean run that `model.source: pretrain` stands for.
+
+    Built from defaults plus only what pretraining depends on (architecture, image size, its
+    own data, epochs, lr and seed), so every fine-tuning cell that shares them shares one
+    pretraining run, as the paper's cells share one ImageNet checkpoint.
+    """
+    p, m = cfg.pretrain, cfg.model
+    return RunConfig(
+        model=ModelCfg(preset=m.preset, arch=m.arch, source="none", img_size=m.img_size,
+                       patch_size=m.patch_size, window_size=m.window_size),
+        data=DataCfg(name=p.data, root=cfg.data.root if p.data == cfg.data.name else None,
+                     img_size=cfg.data.img_size, train_subset=p.train_subset,
+                     num_workers=cfg.data.num_workers),
+        aug=AugCfg(preset="none", crop_padding=cfg.aug.crop_padding, flip=cfg.aug.flip),
+        method=MethodCfg(name="clean"),
+        optim=OptimCfg(name=p.optim, lr=p.lr, schedule="cyclic", weight_decay=p.weight_decay),
+        eval=EvalCfg(preset="clean", attacks=["clean"], batch_size=cfg.eval.batch_size,
+                     curve_n=cfg.eval.curve_n),
+        pretrain=p, scale_name=cfg.scale_name, epochs=p.epochs, seed=p.seed,
+        precision=cfg.precision, device=cfg.device, runs_dir=cfg.runs_dir,
+        progress=cfg.progress)
+
+
+def resolve_source(cfg: RunConfig) -> str:
+    """`pretrain` -> `run:<id>` of the pretraining run, trained now if it is not there yet."""
+    if cfg.model.source != "pretrain":
+        return cfg.model.source
+    pcfg = normalise(pretrain_config(cfg))
+    result = run(pcfg)
+    if result["status"] != "done":
+        raise RuntimeError(f"pretraining run {result['run_id']} ended {result['status']}")
+    return f"run:{result['run_id']}"
+
+
+def run(cfg: RunConfig) -> dict:
+    """Train and evaluate `cfg` (or return its finished result); returns result.json's dict."""
+    validate(cfg)
+    rid, run_dir = run_id(cfg), run_dir_of(cfg)
+    done = read_result(run_dir)
+    if done is not None and done.get("status") in FINISHED:
+        return done
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_text(run_dir / CONFIG, OmegaConf.to_yaml(OmegaConf.structured(cfg)))
+    with _log_to(run_dir / LOG):
+        log.info("run %s in %s", rid, run_dir)
+        return _train_and_evaluate(cfg, rid, run_dir)
+
+
+def _train_and_evaluate(cfg: RunConfig, rid: str, run_dir: Path) -> dict:
+    started = time.time()
+    device = resolve_device(cfg.device)
+    source = resolve_source(cfg)
+    splits = load_splits(cfg.data)
+    built = build_model(cfg.model, cfg.model.img_size or cfg.data.img_size, splits.num_classes,
+                        cfg.runs_dir, source)
+    progress, trainee = train(cfg, rid, run_dir, built, splits, device)
+    model = trainee.eval_model
+    idx = splits.test_order()[:cfg.eval.n]
+    x, y = stack(splits.test, idx)
+    ctx = EvalContext(eps=cfg.attack.eps, seed=cfg.seed, batch_size=cfg.eval.batch_size,
+                      device=device, cw_kappa=cfg.eval.cw_kappa, n_aa=cfg.eval.n_aa,
+                      state_dir=run_dir / "eval", progress=cfg.progress)
+    metrics = evaluate(model, x.float() / 255, y, cfg.eval.attacks, ctx)
+    status = "diverged" if progress.status == "diverged" else "done"
+    save_torch(run_dir / WEIGHTS, model.net.state_dict())
+    result = {
+        "run_id": rid, "status": status, "metrics": metrics, **metrics,
+        "n_eval": len(y), "num_classes": splits.num_classes, "data": splits.description,
+        "scale": cfg.scale_name, "config": to_dict(cfg), "pretrained": built.weights.record(),
+        "code": code_version(), "packages": package_versions(), "machine": machine(device),
+        "epochs_done": len(progress.curve), "steps": progress.step,
+        "diverged_at": progress.diverged_at,
+        "train_images_per_s": progress.images / max(progress.train_seconds, 1e-9),
+        "train_seconds": progress.train_seconds, "wall_seconds": time.time() - started,
+    }
+    write_json(run_dir / RESULT, result)
+    log.info("run %s %s: %s", rid, status, {k: round(v, 4) for k, v in metrics.items()
+                                              if k.endswith("acc")})
+    return read_result(run_dir)  # what is on disk, so callers and readers see the same
+
+
+@contextlib.contextmanager
+def _log_to(path: Path):
+    """Send this package's log records to the run's own log file while the run lasts."""
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("core")
+    root.addHandler(handler)
+    previous = root.level
+    root.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(previous)
+        handler.close()

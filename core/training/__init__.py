@@ -1,0 +1,1 @@
+"""Training: objectives (clean, AT, TRADES, MART), ARD/PRM, schedules, the loop, checkpoints."""

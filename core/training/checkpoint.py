@@ -1,0 +1,34 @@
+"""The run's one checkpoint file: saved atomically, loaded with weights_only=True, checked."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from core.atomic import save_torch
+from core.errors import CheckpointError
+
+CHECKPOINT = "checkpoint.pth"
+
+
+def save_checkpoint(run_dir: Path, state: dict) -> None:
+    save_torch(run_dir / CHECKPOINT, state)
+
+
+def load_checkpoint(run_dir: Path, run_id: str) -> dict | None:
+    """The saved state, None if there is none; a corrupt or foreign file is an error (and is
+    left untouched, so nothing is lost)."""
+    path = run_dir / CHECKPOINT
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # unpickling errors come in many types
+        raise CheckpointError(
+            f"checkpoint {path} cannot be read ({type(e).__name__}: {str(e)[:80]}); "
+            "move it away to restart the run from scratch") from None
+    if not isinstance(state, dict) or state.get("run_id") != run_id:
+        found = state.get("run_id") if isinstance(state, dict) else type(state).__name__
+        raise CheckpointError(f"checkpoint {path} belongs to run {found}, not {run_id}; "
+                              "move it away to restart the run from scratch")
+    return state

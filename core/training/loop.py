@@ -1,0 +1,228 @@
+"""The training loop: one config, one model, resumable at any step with the same numbers.
+
+Randomness at step s of epoch e comes from seeds derived from (seed, e, s), the batch order
+from (seed, e); nothing depends on how many times the job was started.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from timm.utils import ModelEmaV3
+from torch import nn
+from tqdm import tqdm
+
+from core.attacks import PGD, Plugins, pgd_train
+from core.attacks.losses import hard_labels
+from core.config import RunConfig
+from core.data import Mixer, RandAugment, Splits, crop_flip, steps_per_epoch, train_batches
+from core.data.sets import train_indices
+from core.errors import ConfigError
+from core.evaluation import EvalContext, evaluate
+from core.models import BuiltModel
+from core.seeding import derive_seed, generator
+from core.training.ard_prm import ARD, PRM, ramp
+from core.training.checkpoint import load_checkpoint, save_checkpoint
+from core.training.curve import write_curve
+from core.training.objectives import OBJECTIVES
+from core.training.precision import autocast
+from core.training.schedules import SCHEDULES, build_optimizer, set_lr
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Progress:
+    """Everything besides weights that a resumed run needs (stored in the checkpoint)."""
+
+    step: int = 0                  # optimizer steps done
+    images: int = 0
+    train_seconds: float = 0.0
+    epoch_loss: float = 0.0        # sums over the current epoch so far
+    epoch_correct: float = 0.0
+    epoch_seen: int = 0
+    curve: list[dict] = field(default_factory=list)
+    status: str = "running"        # running | trained | diverged
+    diverged_at: dict | None = None
+
+
+@dataclass
+class Trainee:
+    model: nn.Module
+    opt: torch.optim.Optimizer
+    ema: ModelEmaV3 | None
+    ard: ARD | None
+    prm: PRM | None
+    meter: dict[str, torch.Tensor] = field(default_factory=dict)  # epoch sums, on the device
+
+    def flush(self, progress: Progress) -> None:
+        """Move the device-side sums into `progress` (syncs; done per epoch and per save)."""
+        progress.epoch_loss += float(self.meter.pop("loss", 0.0))
+        progress.epoch_correct += float(self.meter.pop("correct", 0.0))
+
+    @property
+    def eval_model(self) -> nn.Module:
+        return self.ema.module if self.ema is not None else self.model
+
+
+def setup(cfg: RunConfig, built: BuiltModel, device: torch.device) -> Trainee:
+    model = built.model.to(device)
+    ema = ModelEmaV3(model, decay=cfg.ema.decay) if cfg.ema.enabled else None
+    ard = ARD(model.net, built.family) if cfg.ard else None
+    prm = PRM(model.net, per_example=cfg.prm_mask == "example") if cfg.prm else None
+    return Trainee(model, build_optimizer(model, cfg.optim), ema, ard, prm)
+
+
+def train(cfg: RunConfig, run_id: str, run_dir: Path, built: BuiltModel, splits: Splits,
+          device: torch.device) -> tuple[Progress, Trainee]:
+    t = setup(cfg, built, device)
+    progress = _restore(run_dir, run_id, t)
+    if progress.status == "running":
+        _loop(cfg, run_id, run_dir, t, splits, device, progress)
+    return progress, t
+
+
+def _restore(run_dir: Path, run_id: str, t: Trainee) -> Progress:
+    state = load_checkpoint(run_dir, run_id)
+    if state is None:
+        return Progress()
+    t.model.load_state_dict(state["model"])
+    t.opt.load_state_dict(state["optimizer"])
+    if t.ema is not None:
+        t.ema.module.load_state_dict(state["ema"])
+    progress = Progress(**state["progress"])
+    log.info("resumed from step %d (%s)", progress.step, progress.status)
+    return progress
+
+
+def _save(run_dir: Path, run_id: str, t: Trainee, progress: Progress) -> None:
+    t.flush(progress)
+    save_checkpoint(run_dir, {
+        "run_id": run_id, "model": t.model.state_dict(), "optimizer": t.opt.state_dict(),
+        "ema": t.ema.module.state_dict() if t.ema is not None else None,
+        "progress": asdict(progress)})
+
+
+def _loop(cfg: RunConfig, run_id: str, run_dir: Path, t: Trainee, splits: Splits,
+          device: torch.device, progress: Progress) -> None:
+    indices = train_indices(len(splits.train), cfg.data.train_subset)
+    steps = steps_per_epoch(len(indices), cfg.batch_size)
+    if steps == 0:
+        raise ConfigError(f"the training set has {len(indices)} images, fewer than one batch "
+                          f"(batch_size={cfg.batch_size}); lower batch_size")
+    first_epoch, start = divmod(progress.step, steps)
+    randaug = RandAugment(cfg.aug.randaugment, cfg.data.img_size) if cfg.aug.randaugment else None
+    batches = train_batches(splits.train, indices, cfg.batch_size, cfg.seed, first_epoch, start,
+                            cfg.epochs, randaug, cfg.data.num_workers)
+    mixer = Mixer(cfg.aug, splits.num_classes)
+    curve_x, curve_y = _curve_subset(splits, cfg.eval.curve_n)
+    last_save = time.monotonic()
+    bar = tqdm(total=cfg.epochs * steps, initial=progress.step, disable=not cfg.progress,
+               desc=f"train {run_id}", dynamic_ncols=True)
+    for x, y in batches:
+        epoch, step = divmod(progress.step, steps)
+        tick = time.perf_counter()
+        ok = _step(cfg, t, mixer, x.to(device, non_blocking=True), y.to(device), epoch, step,
+                   steps, device, progress)
+        progress.train_seconds += time.perf_counter() - tick
+        if not ok:
+            break
+        progress.step += 1
+        bar.update(1)
+        if progress.step % steps == 0:
+            _end_epoch(cfg, t, progress, epoch, curve_x, curve_y, device)
+            write_curve(run_dir, progress.curve)
+            bar.set_postfix({k: f"{v:.3f}" for k, v in progress.curve[-1].items()
+                             if k.endswith("acc")})
+        if progress.step % steps == 0 or time.monotonic() - last_save > cfg.checkpoint_minutes * 60:
+            _save(run_dir, run_id, t, progress)
+            last_save = time.monotonic()
+    bar.close()
+    if progress.status == "running":
+        progress.status = "trained"
+    _save(run_dir, run_id, t, progress)
+
+
+def _step(cfg: RunConfig, t: Trainee, mixer: Mixer, x: torch.Tensor, y: torch.Tensor, epoch: int,
+          step: int, steps: int, device: torch.device, progress: Progress) -> bool:
+    """One optimizer step; False (and nothing applied) if the loss or gradient is not finite."""
+    epoch_t = epoch + step / steps
+    set_lr(t.opt, SCHEDULES.get(cfg.optim.schedule)(epoch_t, cfg.optim, cfg.epochs))
+    g = generator(cfg.seed, "step", epoch, step, device=device)
+    x = crop_flip(x.float() / 255, cfg.aug.crop_padding, cfg.aug.flip, g)
+    use_mix = not cfg.aug.mix_at_only or cfg.method.name == "at"
+    x, target = mixer(x, y, derive_seed(cfg.seed, "mix", epoch, step), enabled=use_mix)
+    make_adv = _adversary(cfg, t, x, ramp(epoch_t, cfg.warmup_epochs), g, device)
+    torch.manual_seed(derive_seed(cfg.seed, "model", epoch, step))  # timm's drop-path draws
+    t.model.train()
+    with autocast(cfg.precision, device):
+        loss, logits = OBJECTIVES.get(cfg.method.name).loss(t.model, x, target, make_adv,
+                                                             cfg.method.beta)
+    t.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    max_norm = cfg.optim.grad_clip_norm if cfg.optim.grad_clip else float("inf")
+    grad_norm = nn.utils.clip_grad_norm_(t.model.parameters(), max_norm)
+    if not bool(torch.isfinite(loss.detach()) & torch.isfinite(grad_norm)):  # one sync a step
+        progress.status = "diverged"
+        progress.diverged_at = {"epoch": epoch, "step": step, "loss": float(loss.detach()),
+                                "grad_norm": float(grad_norm)}
+        log.warning("non-finite loss or gradient at epoch %d step %d: %s", epoch, step,
+                    progress.diverged_at)
+        t.opt.zero_grad(set_to_none=True)
+        return False
+    t.opt.step()
+    if t.ema is not None:
+        t.ema.update(t.model, step=progress.step)
+    t.meter["loss"] = t.meter.get("loss", 0.0) + loss.detach().float() * len(x)
+    t.meter["correct"] = t.meter.get("correct", 0) + (logits.argmax(1) == hard_labels(target)).sum()
+    progress.epoch_seen += len(x)
+    progress.images += len(x)
+    return True
+
+
+def _adversary(cfg: RunConfig, t: Trainee, x: torch.Tensor, r: float, g: torch.Generator,
+               device: torch.device):
+    """make_adv(loss, target, start) for this step: the configured PGD with ARD/PRM at r(t)."""
+    plugins = Plugins()
+    if t.prm is not None:
+        plugins.mask = t.prm.mask_fn(r, len(x), g, device)
+    if t.ard is not None:
+        plugins.input_grad = lambda: t.ard.dropping(r, g)
+
+    def make_adv(loss, target: torch.Tensor, start: str) -> torch.Tensor:
+        attack = PGD(cfg.attack.eps, cfg.attack.step_size, cfg.attack.steps, loss,
+                     start=cfg.attack.start or start)
+        return pgd_train(t.model, x, target, attack, g, plugins)
+
+    return make_adv
+
+
+def _curve_subset(splits: Splits, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    from core.data.images import stack
+
+    idx = splits.test_order()[:n]
+    x, y = stack(splits.test, idx)
+    return x.float() / 255, y
+
+
+def _end_epoch(cfg: RunConfig, t: Trainee, progress: Progress, epoch: int, x: torch.Tensor,
+               y: torch.Tensor, device: torch.device) -> None:
+    ctx = EvalContext(eps=cfg.attack.eps, seed=cfg.seed, batch_size=cfg.eval.batch_size,
+                      device=device, cw_kappa=cfg.eval.cw_kappa)
+    attacks = ["clean"] + ([cfg.eval.curve_attack] if cfg.method.name != "clean" else [])
+    m = evaluate(t.eval_model, x, y, attacks, ctx)
+    t.flush(progress)
+    seen = max(progress.epoch_seen, 1)
+    row = {"epoch": epoch + 1, "lr": t.opt.param_groups[0]["lr"],
+           "train_loss": progress.epoch_loss / seen, "train_acc": progress.epoch_correct / seen,
+           "test_clean_acc": m["clean_acc"],
+           "test_robust_acc": m.get(f"{cfg.eval.curve_attack}_acc", float("nan")),
+           "images_per_s": progress.images / max(progress.train_seconds, 1e-9),
+           "train_seconds": progress.train_seconds}
+    progress.curve.append(row)
+    progress.epoch_loss = progress.epoch_correct = 0.0
+    progress.epoch_seen = 0
+    log.info("epoch %d: %s", epoch + 1, {k: round(v, 4) for k, v in row.items()})

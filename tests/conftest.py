@@ -1,0 +1,62 @@
+"""Shared fixtures: the real composed config, shrunk to seconds; a small trained model."""
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no test may reach the network
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+# Shrinks a tiny-scale run to a few seconds while keeping every code path of a real run.
+FAST = [
+    "scale=tiny", "model.source=none", "data.train_subset=128", "batch_size=32", "epochs=2",
+    "attack.steps=2", "eval=quick", "eval.n=48", "eval.curve_n=16", "eval.batch_size=16",
+    "warmup_epochs=1", "optim.decay_before_end=[0.5]", "progress=false",
+]
+
+
+@pytest.fixture
+def fast_cfg(tmp_path):
+    """fast_cfg(*overrides) -> RunConfig writing its runs under this test's tmp folder."""
+    from core.compose import compose
+
+    def make(*overrides: str):
+        return compose([*FAST, f"runs_dir={tmp_path / 'runs'}", *overrides])
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def digits():
+    from core.config import DataCfg
+    from core.data import load_splits
+
+    return load_splits(DataCfg(name="digits", img_size=16))
+
+
+@pytest.fixture(scope="session")
+def test_batch(digits):
+    from core.data.images import stack
+
+    x, y = stack(digits.test, digits.test_order()[:128])
+    return x.float() / 255, y
+
+
+@pytest.fixture(scope="session")
+def trained_model(tmp_path_factory):
+    """vit_micro trained cleanly on digits (~90% accuracy), for attack-strength tests."""
+    from core.compose import compose
+    from core.config import ModelCfg
+    from core.models import build_model
+    from core.run import run
+
+    runs = tmp_path_factory.mktemp("trained")
+    cfg = compose(["scale=tiny", "method=clean", "model.source=none", "aug=none", "epochs=25",
+                   "optim=adamw", "optim.lr=3e-3", "eval=quick", "eval.attacks=[clean]",
+                   "progress=false", f"runs_dir={runs}"])
+    result = run(cfg)
+    model = build_model(ModelCfg(arch="vitadv_vit_micro", source=f"run:{result['run_id']}"),
+                        16, 10, str(runs)).model.eval()
+    return model, result

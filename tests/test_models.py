@@ -1,0 +1,148 @@
+"""Models: every preset builds at its resolution; weight sources; patch-kernel adaptation."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import timm
+import torch
+
+from core.compose import compose
+from core.config import ModelCfg
+from core.errors import ConfigError, UserError
+from core.models import build_model, family_of, patch_grid
+from core.models.adapt import block_sum
+
+MODEL_PRESETS = ["vit_b16", "vit_s16", "deit_s", "deit_ti", "convit_b", "convit_s", "convit_ti",
+                 "swin_b", "swin_s", "swin_t"]
+TINY_ARCHS = ["vitadv_vit_micro", "vitadv_vit_mini", "vitadv_convit_micro", "vitadv_swin_micro"]
+
+
+@pytest.mark.parametrize("preset", MODEL_PRESETS)
+def test_paper_presets_build_for_cifar(preset):
+    """Every paper model builds at 32x32 (patch 4 for ViT/DeiT/ConViT, Swin's window fitted)
+    and maps [0,1] pixels to 10 logits; weights stay random (no download in tests)."""
+    cfg = compose([f"model={preset}", "data=cifar10", "model.source=none"])
+    built = build_model(cfg.model, 32, 10)
+    (rows, cols), (ph, pw) = patch_grid(built.model.net)
+    assert (rows * ph, cols * pw) == (32, 32) and (ph, pw) == (4, 4)
+    with torch.no_grad():
+        out = built.model(torch.rand(2, 3, 32, 32))
+    assert out.shape == (2, 10) and torch.isfinite(out).all()
+
+
+def test_swin_window_is_fitted_to_the_cifar_grid():
+    built = build_model(ModelCfg(arch="swin_tiny_patch4_window7_224", source="none"), 32, 10)
+    first = built.model.net.layers[0].blocks[0]
+    assert tuple(first.window_size) == (4, 4)  # 8x8 tokens: 2x2 windows of 4x4
+    built224 = build_model(ModelCfg(arch="swin_tiny_patch4_window7_224", source="none"), 224, 10)
+    assert tuple(built224.model.net.layers[0].blocks[0].window_size) == (7, 7)
+
+
+@pytest.mark.parametrize("arch", TINY_ARCHS)
+def test_tiny_models_are_real_timm_models(arch):
+    net = timm.create_model(arch)
+    assert family_of(net).name in {"vit", "convit", "swin"}
+    assert net(torch.rand(1, 3, 16, 16)).shape == (1, 10)
+
+
+def test_block_sum_by_hand():
+    k = torch.arange(2 * 3 * 16 * 16, dtype=torch.float32).reshape(2, 3, 16, 16)
+    out = block_sum(k, (4, 4))
+    assert out.shape == (2, 3, 4, 4)
+    assert out[1, 2, 3, 1] == k[1, 2, 12:16, 4:8].sum()
+    assert torch.allclose(out.sum(dim=(2, 3)), k.sum(dim=(2, 3)))  # nothing lost, no rescale
+
+
+def _made_up_checkpoint(path, patch=16, img=64):
+    src = timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=img,
+                            patch_size=patch, num_classes=1000)
+    torch.save(src.state_dict(), path)
+    return src.state_dict()
+
+
+def test_file_source_block_sums_a_16x16_checkpoint(tmp_path):
+    """A made-up 16x16-patch checkpoint loads into a 4x4-patch model through `file:`:
+    the kernel is the block sum, the position grid is resized, the head is new."""
+    sd = _made_up_checkpoint(tmp_path / "w.pth")
+    cfg = ModelCfg(arch="vit_tiny_patch16_224", source=f"file:{tmp_path / 'w.pth'}",
+                   patch_size=4, kernel_adapt="block_sum")
+    built = build_model(cfg, 16, 10)
+    net = built.model.net
+    expected = sd["patch_embed.proj.weight"].reshape(192, 3, 4, 4, 4, 4).sum(dim=(3, 5))
+    assert torch.equal(net.patch_embed.proj.weight.detach(), expected)
+    assert net.pos_embed.shape == (1, 1 + 16, 192)
+    assert torch.equal(net.blocks[0].attn.qkv.weight.detach(), sd["blocks.0.attn.qkv.weight"])
+    assert net.head.weight.shape == (10, 192)
+    assert built.weights.record()["sha256"] and built.weights.resolved.startswith("file:")
+
+
+def test_resample_is_the_alternative(tmp_path):
+    sd = _made_up_checkpoint(tmp_path / "w.pth")
+    cfg = ModelCfg(arch="vit_tiny_patch16_224", source=f"file:{tmp_path / 'w.pth'}",
+                   patch_size=4, kernel_adapt="resample")
+    net = build_model(cfg, 16, 10).model.net
+    block = sd["patch_embed.proj.weight"].reshape(192, 3, 4, 4, 4, 4).sum(dim=(3, 5))
+    assert not torch.allclose(net.patch_embed.proj.weight.detach(), block)
+
+
+def test_block_sum_needs_a_divisor(tmp_path):
+    _made_up_checkpoint(tmp_path / "w.pth")
+    cfg = ModelCfg(arch="vit_tiny_patch16_224", source=f"file:{tmp_path / 'w.pth'}",
+                   patch_size=3)
+    with pytest.raises(ConfigError, match="kernel_adapt=resample"):
+        build_model(cfg, 15, 10)
+
+
+def test_timm_tag_loads_offline_from_the_hub_cache(tmp_path, monkeypatch):
+    """The real `timm:` path on a cluster without internet: weights in the HF cache, found
+    with HF_HUB_OFFLINE=1; the result records the tag and the cached file's SHA-256."""
+    from safetensors.torch import save_file
+
+    from core.models.sources import sha256_file
+
+    tag = "deit_tiny_patch16_224.fb_in1k"
+    snap = tmp_path / "hub" / f"models--timm--{tag}" / "snapshots" / ("0" * 40)
+    snap.mkdir(parents=True)
+    (tmp_path / "hub" / f"models--timm--{tag}" / "refs").mkdir()
+    (tmp_path / "hub" / f"models--timm--{tag}" / "refs" / "main").write_text("0" * 40)
+    src = timm.create_model("deit_tiny_patch16_224", pretrained=False)
+    save_file({k: v.contiguous() for k, v in src.state_dict().items()}, snap / "model.safetensors")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    built = build_model(ModelCfg(arch="deit_tiny_patch16_224", source=f"timm:{tag}",
+                                 patch_size=4), 32, 10)
+    rec = built.weights.record()
+    assert rec["source"] == f"timm:{tag}"
+    assert rec["sha256"] == sha256_file(snap / "model.safetensors")
+    assert rec["mean"] == pytest.approx((0.485, 0.456, 0.406))
+    assert torch.equal(built.model.net.blocks[3].mlp.fc1.weight.detach(),
+                       src.state_dict()["blocks.3.mlp.fc1.weight"])
+
+
+def test_missing_timm_weights_offline_is_one_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "empty"))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    with pytest.raises(UserError, match="core.prefetch weights deit_tiny"):
+        build_model(ModelCfg(arch="deit_tiny_patch16_224",
+                             source="timm:deit_tiny_patch16_224.fb_in1k", patch_size=4), 32, 10)
+
+
+def test_run_source_keeps_the_head_and_the_normalisation(trained_model, test_batch):
+    model, result = trained_model
+    x, y = test_batch
+    with torch.no_grad():
+        acc = (model(x).argmax(1) == y).float().mean().item()
+    assert acc > 0.8  # the head came with the weights
+    assert result["pretrained"]["source"] == "none"
+    run_dir = json.dumps(result["config"]["runs_dir"])
+    assert run_dir
+
+
+def test_unknown_source_kind_is_named(fast_cfg):
+    from core.validate import validate
+
+    with pytest.raises(ConfigError, match="valid: file, none, run, timm"):
+        validate(fast_cfg("model.source=hub:abc"))

@@ -1,0 +1,185 @@
+"""Whole runs: result record, resume equals uninterrupted, divergence, data sets, bad input."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from core.config import replace, run_id
+from core.errors import CheckpointError, ConfigError, DataNotFoundError
+from core.run import run, run_dir_of
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _weights(cfg):
+    return torch.load(run_dir_of(cfg) / "weights.pth", weights_only=True)
+
+
+def test_result_record(fast_cfg):
+    cfg = fast_cfg("ard=true", "prm=true", "method=trades")
+    result = run(cfg)
+    run_dir = run_dir_of(cfg)
+    assert result["status"] == "done" and result["run_id"] == run_id(cfg) == run_dir.name
+    for key in ("clean_acc", "pgd20_acc", "robust_acc", "n_eval", "config", "code", "packages",
+                "pretrained", "train_images_per_s", "wall_seconds"):
+        assert key in result, key
+    assert result["n_eval"] == 48 and result["config"]["method"]["name"] == "trades"
+    assert {"git_sha", "dirty"} <= set(result["code"]) and result["packages"]["timm"]
+    assert json.loads((run_dir / "result.json").read_text()) == result
+    curve = (run_dir / "curve.csv").read_text().splitlines()
+    assert len(curve) == 1 + 2 and curve[0].startswith("epoch,lr,train_loss,train_acc")
+    assert (run_dir / "train.log").read_text().count("epoch 2:") == 1
+    assert (run_dir / "checkpoint.pth").is_file() and (run_dir / "config.yaml").is_file()
+    assert run(cfg) == result  # finished work is returned, not redone
+
+
+def test_resume_equals_uninterrupted(fast_cfg, tmp_path, monkeypatch):
+    """A run killed mid-epoch and restarted ends with the same weights and numbers."""
+    import core.training.loop as loop
+
+    base = fast_cfg("aug=mixup_cutmix", "ard=true", "prm=true", "checkpoint_minutes=0")
+    whole = run(base)
+    other = replace(base, runs_dir=str(tmp_path / "other"))
+    assert run_id(other) == run_id(base)
+    step, calls = loop._step, []
+
+    def dies_at_step_6(*args, **kwargs):  # epoch 2, step 2 of 4
+        calls.append(1)
+        if len(calls) == 6:
+            raise KeyboardInterrupt("killed")
+        return step(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "_step", dies_at_step_6)
+    with pytest.raises(KeyboardInterrupt):
+        run(other)
+    monkeypatch.setattr(loop, "_step", step)
+    resumed = run(other)
+    assert "resumed from step 5" in (run_dir_of(other) / "train.log").read_text()
+    for key in ("clean_acc", "pgd20_acc", "robust_acc"):
+        assert resumed[key] == whole[key]
+    a, b = _weights(base), _weights(other)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_seed_changes_the_numbers(fast_cfg):
+    a, b = run(fast_cfg("seed=0")), run(fast_cfg("seed=1"))
+    assert a["run_id"] != b["run_id"]
+    wa, wb = _weights(fast_cfg("seed=0")), _weights(fast_cfg("seed=1"))
+    assert not torch.equal(wa["head.weight"], wb["head.weight"])
+
+
+def test_diverged_run_is_recorded(fast_cfg):
+    cfg = fast_cfg("optim.lr=1e30", "optim.grad_clip=false", "optim.momentum=0")
+    result = run(cfg)
+    assert result["status"] == "diverged"
+    assert result["diverged_at"]["epoch"] == 0
+    assert 0 <= result["clean_acc"] <= 1 and "pgd20_acc" in result  # the model at that point
+    assert run(cfg)["status"] == "diverged"  # a result, not a crash to retry
+
+
+def test_pretrain_source_is_trained_once_and_shared(fast_cfg):
+    over = ("model.source=pretrain", "pretrain.epochs=1", "pretrain.train_subset=128")
+    a = run(fast_cfg(*over, "seed=0"))
+    b = run(fast_cfg(*over, "seed=1"))
+    assert a["pretrained"]["source"] == b["pretrained"]["source"]
+    pre_id = a["pretrained"]["source"].removeprefix("run:")
+    runs = run_dir_of(fast_cfg()).parent
+    assert json.loads((runs / pre_id / "result.json").read_text())["config"]["method"]["name"] \
+        == "clean"
+    assert len([d for d in runs.iterdir() if (d / "result.json").is_file()]) == 3
+
+
+def test_imagefolder_trains_end_to_end(fast_cfg, tmp_path, digits):
+    from torchvision.transforms.functional import to_pil_image
+
+    for split, images in (("train", digits.train), ("val", digits.test)):
+        for i in range(60):
+            folder = tmp_path / "folder" / split / f"class_{int(images.labels[i])}"
+            folder.mkdir(parents=True, exist_ok=True)
+            to_pil_image(images.images[i]).save(folder / f"{i}.png")
+    cfg = fast_cfg("data=imagefolder", f"data.root={tmp_path / 'folder'}", "data.img_size=16",
+                   "data.num_workers=0", "data.train_subset=null", "eval.n=null")
+    result = run(cfg)
+    assert result["status"] == "done" and result["n_eval"] == 60
+    assert result["num_classes"] == 10
+
+
+def test_missing_data_set_is_one_clear_error(fast_cfg, tmp_path):
+    with pytest.raises(DataNotFoundError, match="core.prefetch cifar10 --root"):
+        run(fast_cfg("data=cifar10", f"data.root={tmp_path / 'nowhere'}", "model.patch_size=4"))
+    with pytest.raises(DataNotFoundError, match="imagenette2"):
+        run(fast_cfg("data=imagenette", f"data.root={tmp_path}", "data.img_size=16"))
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["model.patch_size=5"], "patch size 5 does not divide image size 16"),
+    (["attack.eps=8"], "looks like pixel levels"),
+    (["method=trades", "method.beta=-1"], "beta=-1 is negative"),
+    (["ard=true", "warmup_epochs=3"], "longer than training"),
+    (["batch_size=31", "aug=mixup"], "odd"),
+    (["method.name=pgd"], "valid: at, clean, mart, trades"),
+    (["optim.name=adam"], "valid: adamw, sgd"),
+    (["model.arch=vit_huge_nonexistent"], "unknown model architecture"),
+])
+def test_bad_config_is_rejected_before_any_work(fast_cfg, overrides, message):
+    cfg = fast_cfg(*overrides)
+    with pytest.raises(ConfigError, match=message):
+        run(cfg)
+    assert not run_dir_of(cfg).exists()
+
+
+def test_corrupt_or_foreign_checkpoint_is_an_error_and_is_kept(fast_cfg):
+    cfg = fast_cfg()
+    ckpt = run_dir_of(cfg) / "checkpoint.pth"
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="cannot be read"):
+        run(cfg)
+    assert ckpt.read_bytes() == b"not a checkpoint"
+    torch.save({"run_id": "someoneelse"}, ckpt)
+    with pytest.raises(CheckpointError, match="belongs to run someoneelse"):
+        run(cfg)
+    assert not (run_dir_of(cfg) / "result.json").exists()
+
+
+def test_run_id_is_the_hash_of_what_changes_numbers(fast_cfg, tmp_path):
+    a = fast_cfg()
+    assert run_id(a) == run_id(fast_cfg("attack.eps=0.03137254901960784"))
+    assert run_id(a) == run_id(replace(a, runs_dir="/elsewhere", progress=True))
+    assert run_id(a) != run_id(fast_cfg("attack.eps=4/255"))
+    assert run_id(a) != run_id(fast_cfg("optim.grad_clip=false"))
+
+
+def _cli(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "core.train", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=300,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin",
+                               "HF_HUB_OFFLINE": "1"})
+
+
+def test_cli_bad_input_is_one_line_and_exit_2(tmp_path):
+    for args, message in ((["model=nope"], "Valid: convit_b"), (["nokey=1"], "No such key"),
+                          (["data.root=/nowhere"], "CIFAR-10 not found")):
+        out = _cli(*args, f"runs_dir={tmp_path}", cwd=tmp_path)
+        assert out.returncode == 2, out.stderr
+        assert len(out.stderr.strip().splitlines()) == 1 and message in out.stderr
+
+
+def test_cli_runs_a_tiny_cell(tmp_path):
+    from tests.conftest import FAST
+
+    out = _cli(*FAST, "epochs=1", f"runs_dir={tmp_path / 'runs'}", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("done: run ") and "pgd20_acc=" in out.stdout
+
+
+@pytest.mark.parametrize("overrides", [["ema.enabled=true", "ema.decay=0.5"],
+                                       ["precision=bf16"], ["optim=adamw", "method=mart"]])
+def test_options_run_end_to_end(fast_cfg, overrides):
+    result = run(fast_cfg(*overrides, "epochs=1"))
+    assert result["status"] == "done" and 0 <= result["pgd20_acc"] <= result["clean_acc"] + 0.1
