@@ -133,6 +133,7 @@ class RunConfig:
     precision: str = "fp32"              # fp32 | tf32 | bf16
     seed: int = 0
     device: str = "auto"
+    threads: int | None = None           # CPU threads for torch (None: torch's default)
     runs_dir: str = "runs"
     progress: bool = True
     checkpoint_minutes: float = 10.0     # also save mid-epoch after this long
@@ -140,8 +141,8 @@ class RunConfig:
 
 # Fields that say where or how fast a run happens, not what it computes.
 NON_SEMANTIC = {
-    "runs_dir", "device", "progress", "checkpoint_minutes", "data.root", "data.num_workers",
-    "eval.batch_size", "model.preset", "aug.preset", "eval.preset",
+    "runs_dir", "device", "threads", "progress", "checkpoint_minutes", "data.root",
+    "data.num_workers", "eval.batch_size", "model.preset", "aug.preset", "eval.preset",
 }
 FRACTION_FIELDS = ("attack.eps", "attack.step_size")
 

@@ -75,7 +75,7 @@ def pretrain_config(cfg: RunConfig) -> RunConfig:
         eval=EvalCfg(preset="clean", attacks=["clean"], batch_size=cfg.eval.batch_size,
                      curve_n=cfg.eval.curve_n),
         pretrain=p, scale_name=cfg.scale_name, epochs=p.epochs, seed=p.seed,
-        precision=cfg.precision, device=cfg.device, runs_dir=cfg.runs_dir,
+        precision=cfg.precision, device=cfg.device, threads=cfg.threads, runs_dir=cfg.runs_dir,
         progress=cfg.progress)
 
 
@@ -107,6 +107,8 @@ def run(cfg: RunConfig) -> dict:
 def _train_and_evaluate(cfg: RunConfig, rid: str, run_dir: Path) -> dict:
     started = time.time()
     device = resolve_device(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     source = resolve_source(cfg)
     splits = load_splits(cfg.data)
     built = build_model(cfg.model, cfg.model.img_size or cfg.data.img_size, splits.num_classes,
