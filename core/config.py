@@ -20,6 +20,9 @@ class ModelCfg:
     arch: str = "vit_base_patch16_224"   # a timm model name
     # none | timm:<tag> | file:<path> | run:<run-id> | pretrain (the `pretrain` block below)
     source: str = "timm:vit_base_patch16_224.orig_in21k_ft_in1k"
+    # this architecture's weight sets by pretraining data, e.g. {in1k: timm:..., in21k: ...}
+    # (the pretraining ablation picks one with model.source=${model.sources.in21k})
+    sources: dict[str, str] = field(default_factory=dict)
     img_size: int | None = None          # None: the data set's image size
     patch_size: int | None = None        # None: the architecture's own
     window_size: int | None = None       # Swin only; None: the architecture's own
@@ -106,6 +109,7 @@ class PretrainCfg:
     data: str = "digits"
     train_subset: int | None = None
     epochs: int = 40
+    batch_size: int = 128
     optim: str = "adamw"                 # one-cycle schedule
     lr: float = 3e-3
     weight_decay: float = 0.05

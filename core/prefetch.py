@@ -3,7 +3,7 @@
     python -m core.prefetch cifar10 --root DIR
     python -m core.prefetch imagenette --root DIR [--size full|320px|160px]
     python -m core.prefetch weights TAG [TAG ...] [--out FILE]
-    python -m core.prefetch weights --all        # every timm tag the model presets use
+    python -m core.prefetch weights --all        # every timm tag the model presets name
 
 Weights go to the Hugging Face / torch hub caches (copy ~/.cache to the cluster and set
 HF_HUB_OFFLINE=1), or with --out to one state-dict file for `model.source=file:FILE`.
@@ -21,11 +21,13 @@ PRESETS = Path(__file__).parent / "conf" / "model"
 
 
 def preset_tags() -> list[str]:
-    tags = []
+    tags: list[str] = []
     for f in sorted(PRESETS.glob("*.yaml")):
-        source = yaml.safe_load(f.read_text()).get("source", "")
-        if source.startswith("timm:"):
-            tags.append(source.removeprefix("timm:"))
+        preset = yaml.safe_load(f.read_text())
+        for source in [preset.get("source", ""), *preset.get("sources", {}).values()]:
+            tag = source.removeprefix("timm:")
+            if source.startswith("timm:") and tag not in tags:
+                tags.append(tag)
     return tags
 
 

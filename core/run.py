@@ -74,7 +74,8 @@ def pretrain_config(cfg: RunConfig) -> RunConfig:
         optim=OptimCfg(name=p.optim, lr=p.lr, schedule="cyclic", weight_decay=p.weight_decay),
         eval=EvalCfg(preset="clean", attacks=["clean"], batch_size=cfg.eval.batch_size,
                      curve_n=cfg.eval.curve_n),
-        pretrain=p, scale_name=cfg.scale_name, epochs=p.epochs, seed=p.seed,
+        pretrain=p, scale_name=cfg.scale_name, epochs=p.epochs, batch_size=p.batch_size,
+        seed=p.seed,
         precision=cfg.precision, device=cfg.device, threads=cfg.threads, runs_dir=cfg.runs_dir,
         progress=cfg.progress)
 
@@ -98,10 +99,14 @@ def run(cfg: RunConfig) -> dict:
     if done is not None and done.get("status") in FINISHED:
         return done
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_text(run_dir / CONFIG, OmegaConf.to_yaml(OmegaConf.structured(cfg)))
-    with _log_to(run_dir / LOG):
-        log.info("run %s in %s", rid, run_dir)
-        return _train_and_evaluate(cfg, rid, run_dir)
+    with _exclusive(run_dir):  # a second job on the same config waits, then reuses the result
+        done = read_result(run_dir)
+        if done is not None and done.get("status") in FINISHED:
+            return done
+        write_text(run_dir / CONFIG, OmegaConf.to_yaml(OmegaConf.structured(cfg)))
+        with _log_to(run_dir / LOG):
+            log.info("run %s in %s", rid, run_dir)
+            return _train_and_evaluate(cfg, rid, run_dir)
 
 
 def _train_and_evaluate(cfg: RunConfig, rid: str, run_dir: Path) -> dict:
@@ -137,6 +142,19 @@ def _train_and_evaluate(cfg: RunConfig, rid: str, run_dir: Path) -> dict:
     log.info("run %s %s: %s", rid, status, {k: round(v, 4) for k, v in metrics.items()
                                               if k.endswith("acc")})
     return read_result(run_dir)  # what is on disk, so callers and readers see the same
+
+
+@contextlib.contextmanager
+def _exclusive(run_dir: Path):
+    """An advisory lock on the run folder, held while the run trains and evaluates."""
+    import fcntl
+
+    with open(run_dir / ".lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 @contextlib.contextmanager

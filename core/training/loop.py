@@ -44,6 +44,9 @@ class Progress:
     epoch_loss: float = 0.0        # sums over the current epoch so far
     epoch_correct: float = 0.0
     epoch_seen: int = 0
+    epoch_steps: int = 0
+    epoch_grad_norm: float = 0.0   # before clipping: the clipping ablation's diagnostic
+    epoch_grad_norm_max: float = 0.0
     curve: list[dict] = field(default_factory=list)
     status: str = "running"        # running | trained | diverged
     diverged_at: dict | None = None
@@ -62,6 +65,9 @@ class Trainee:
         """Move the device-side sums into `progress` (syncs; done per epoch and per save)."""
         progress.epoch_loss += float(self.meter.pop("loss", 0.0))
         progress.epoch_correct += float(self.meter.pop("correct", 0.0))
+        progress.epoch_grad_norm += float(self.meter.pop("grad_norm", 0.0))
+        progress.epoch_grad_norm_max = max(progress.epoch_grad_norm_max,
+                                           float(self.meter.pop("grad_norm_max", 0.0)))
 
     @property
     def eval_model(self) -> nn.Module:
@@ -178,6 +184,10 @@ def _step(cfg: RunConfig, t: Trainee, mixer: Mixer, x: torch.Tensor, y: torch.Te
         t.ema.update(t.model, step=progress.step)
     t.meter["loss"] = t.meter.get("loss", 0.0) + loss.detach().float() * len(x)
     t.meter["correct"] = t.meter.get("correct", 0) + (logits.argmax(1) == hard_labels(target)).sum()
+    t.meter["grad_norm"] = t.meter.get("grad_norm", 0.0) + grad_norm.detach()
+    t.meter["grad_norm_max"] = torch.maximum(t.meter.get("grad_norm_max", grad_norm.detach()),
+                                             grad_norm.detach())
+    progress.epoch_steps += 1
     progress.epoch_seen += len(x)
     progress.images += len(x)
     return True
@@ -220,9 +230,12 @@ def _end_epoch(cfg: RunConfig, t: Trainee, progress: Progress, epoch: int, x: to
            "train_loss": progress.epoch_loss / seen, "train_acc": progress.epoch_correct / seen,
            "test_clean_acc": m["clean_acc"],
            "test_robust_acc": m.get(f"{cfg.eval.curve_attack}_acc", float("nan")),
+           "grad_norm_mean": progress.epoch_grad_norm / max(progress.epoch_steps, 1),
+           "grad_norm_max": progress.epoch_grad_norm_max,
            "images_per_s": progress.images / max(progress.train_seconds, 1e-9),
            "train_seconds": progress.train_seconds}
     progress.curve.append(row)
     progress.epoch_loss = progress.epoch_correct = 0.0
-    progress.epoch_seen = 0
+    progress.epoch_grad_norm = progress.epoch_grad_norm_max = 0.0
+    progress.epoch_seen = progress.epoch_steps = 0
     log.info("epoch %d: %s", epoch + 1, {k: round(v, 4) for k, v in row.items()})

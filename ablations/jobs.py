@@ -1,0 +1,77 @@
+"""The unit of work the launchers submit: one run (a grid cell or a pretraining it needs)."""
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import submitit
+
+from ablations.grid import Cell
+from core.atomic import write_json
+from core.config import RunConfig, from_dict, replace, run_id, to_dict
+
+FAILURE = "failure.json"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One run to do: its config, and the run ids it must wait for."""
+
+    cfg: RunConfig
+    deps: tuple[str, ...] = ()
+    what: str = "cell"                  # cell | pretrain
+
+    @property
+    def run_id(self) -> str:
+        return run_id(self.cfg)
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.cfg.runs_dir) / self.run_id
+
+
+def jobs_for(cells: list[Cell]) -> list[Job]:
+    """The runs a grid needs, each once: pretraining runs first, then the cells."""
+    from core.config import normalise
+    from core.run import pretrain_config
+
+    pre: dict[str, Job] = {}
+    out: dict[str, Job] = {}
+    for cell in cells:
+        deps: tuple[str, ...] = ()
+        if cell.cfg.model.source == "pretrain":
+            pcfg = normalise(pretrain_config(cell.cfg))
+            pre.setdefault(run_id(pcfg), Job(pcfg, what="pretrain"))
+            deps = (run_id(pcfg),)
+        out.setdefault(cell.run_id, Job(cell.cfg, deps))
+    return [*pre.values(), *out.values()]
+
+
+class RunJob(submitit.helpers.Checkpointable):
+    """Runs one config in a submitit job. On preemption or time-out submitit calls
+    `checkpoint()`, which requeues this same call; the run then resumes from its checkpoint.
+    A failure leaves failure.json (with the traceback) in the run folder, and re-raises."""
+
+    def __init__(self, cfg: dict, threads: int | None = None) -> None:
+        self.cfg = cfg
+        self.threads = threads
+
+    def __call__(self) -> dict:
+        from core.run import run
+
+        cfg = replace(from_dict(self.cfg), progress=False, threads=self.threads)
+        run_dir = Path(cfg.runs_dir) / run_id(cfg)
+        try:
+            result = run(cfg)
+        except Exception as e:  # an interruption (requeue, kill) is not a failure
+            run_dir.mkdir(parents=True, exist_ok=True)
+            write_json(run_dir / FAILURE, {"error": f"{type(e).__name__}: {e}",
+                                           "traceback": traceback.format_exc()[-4000:]})
+            raise
+        (run_dir / FAILURE).unlink(missing_ok=True)
+        return {"run_id": result["run_id"], "status": result["status"]}
+
+
+def job_callable(job: Job, threads: int | None = None) -> RunJob:
+    return RunJob(to_dict(job.cfg), threads)

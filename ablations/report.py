@@ -1,0 +1,190 @@
+"""Rebuild tables, figures and claim verdicts from the run folders.
+
+    python -m ablations.report [NAME ...] [--runs-dir runs] [--out results]
+
+Writes, each atomically: results/<name>.csv (one row per launched run), <name>_summary.csv
+(mean, std, n over seeds), figures/<name>.png, main_table.md and .tex, claims.md, and a
+README saying where each table comes from. Only this command writes results/.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from ablations.collect import METRICS, rows, summary
+from ablations.figures import LABELS, ablation_figure
+from ablations.spec import Ablation, load_all
+from ablations.verdicts import Verdict, judge
+from core.atomic import write_text
+
+DECIMALS = 6
+
+
+def csv_text(df: pd.DataFrame) -> str:
+    buf = io.StringIO()
+    df.to_csv(buf, index=False, float_format=f"%.{DECIMALS}f", lineterminator="\n")
+    return buf.getvalue()
+
+
+def report_one(ab: Ablation, runs_dir: Path, out: Path) -> tuple[list[Verdict], list[str]]:
+    df = rows(ab, runs_dir)
+    if df.empty:
+        return [], []
+    axes = list(dict.fromkeys(a for s in ("tiny", "paper") for a in ab.axes_for(s)))
+    summ = summary(df, axes)
+    write_text(out / f"{ab.name}.csv", csv_text(df))
+    write_text(out / f"{ab.name}_summary.csv", csv_text(summ))
+    ablation_figure(ab, df, summ, runs_dir, out / "figures" / f"{ab.name}.png")
+    verdicts = [judge(c, df, ab, scale) for scale in dict.fromkeys(df["scale"])
+                for c in ab.claims if scale in c.scales]
+    return verdicts, _version_warnings(ab, df)
+
+
+def verdicts_only(ab: Ablation, runs_dir: Path) -> tuple[list[Verdict], list[str]]:
+    df = rows(ab, runs_dir)
+    if df.empty:
+        return [], []
+    return ([judge(c, df, ab, scale) for scale in dict.fromkeys(df["scale"])
+             for c in ab.claims if scale in c.scales], _version_warnings(ab, df))
+
+
+def _version_warnings(ab: Ablation, df: pd.DataFrame) -> list[str]:
+    """Runs from several code versions in one table are reported, never mixed silently."""
+    done = df[df["status"].isin(["done", "diverged"])]
+    warnings = []
+    for scale, g in done.groupby("scale"):
+        versions = g["git_sha"].fillna("unknown").value_counts()
+        dirty = int(g["dirty"].fillna(False).astype(bool).sum())
+        if len(versions) > 1:
+            listed = ", ".join(f"{v} ({n} runs)" for v, n in versions.items())
+            warnings.append(f"{ab.name} ({scale}) mixes code versions: {listed}")
+        if dirty:
+            warnings.append(f"{ab.name} ({scale}): {dirty} run(s) from a checkout with "
+                            "uncommitted changes")
+    return warnings
+
+
+def main_table(df_rows: pd.DataFrame, ab: Ablation) -> tuple[str, str]:
+    """Markdown and LaTeX: model x the five attacks, mean +- std over seeds, in %."""
+    summ = summary(df_rows, list(ab.axes_for("tiny")))
+    cols = ["clean_acc", "pgd20_acc", "cw20_acc", "pgd100_acc", "aa_acc"]
+    md, tex = ["# Main table", ""], []
+    for scale, g in summ.groupby("scale", sort=False):
+        md += [f"## {scale} scale", "", "| model | " + " | ".join(LABELS[c] for c in cols) +
+               " | seeds |", "|---|" + "---:|" * (len(cols) + 1)]
+        tex += [f"% {scale} scale", r"\begin{tabular}{l" + "r" * len(cols) + "}", r"\toprule",
+                "Model & " + " & ".join(LABELS[c] for c in cols) + r" \\", r"\midrule"]
+        for _, r in g.iterrows():
+            cells = [_pm(r, c) for c in cols]
+            md.append(f"| {r['model']} | " + " | ".join(cells) + f" | {int(r['clean_acc_n'])} |")
+            tex.append(f"{r['model']} & " + " & ".join(c.replace("±", r"$\pm$") for c in cells)
+                       + r" \\")
+        tex += [r"\bottomrule", r"\end{tabular}", ""]
+        md.append("")
+    return "\n".join(md) + "\n", "\n".join(tex)
+
+
+def _pm(r: pd.Series, metric: str) -> str:
+    mean, std = r[f"{metric}_mean"], r[f"{metric}_std"]
+    if pd.isna(mean):
+        return "missing" if r["n_failed"] == 0 else "failed"
+    flag = " (diverged)" if r["n_diverged"] else ""
+    return (f"{100 * mean:.1f}" + ("" if pd.isna(std) else f" ± {100 * std:.1f}")) + flag
+
+
+def claims_md(all_verdicts: dict[str, list[Verdict]], warnings: list[str]) -> str:
+    lines = ["# Claims", "",
+             "Each claim of the paper, measured by this project: the effect is the mean paired "
+             "difference (treatment - control, accuracy points) over the pairs shown; SE "
+             "combines the spread over seeds with the test set's sampling error; the verdict "
+             "needs 2 SE (see ablations/verdicts.py). Rebuilt by `python -m ablations.report`.",
+             ""]
+    if warnings:
+        lines += ["**Warnings**", "", *[f"- {w}" for w in warnings], ""]
+    for name, verdicts in all_verdicts.items():
+        if not verdicts:
+            continue
+        ab = load_all().get(name)
+        lines += [f"## {name}", "", ab.question, "",
+                  "| claim | scale | metric | effect (pts) | spread | SE | pairs | verdict "
+                  "| notes |",
+                  "|---|---|---|---:|---:|---:|---:|---|---|"]
+        for v in verdicts:
+            c = v.claim
+            fmt = lambda x: "–" if x is None else f"{x:+.2f}"  # noqa: E731
+            spread = "–" if v.spread is None else f"{v.spread:.2f}"
+            se = "–" if v.se is None else f"{v.se:.2f}"
+            lines.append(f"| {c.id}: {c.text} ({', '.join(c.treatment)} vs {c.control}, "
+                         f"{c.direction}) | {v.scale} | {LABELS.get(c.metric, c.metric)} | "
+                         f"{fmt(v.effect)} | {spread} | {se} | {v.n_pairs} | **{v.verdict}** | "
+                         f"{v.note} |")
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def readme(names: list[str]) -> str:
+    lines = ["# results/", "",
+             "Everything here is written by `python -m ablations.report` from the run folders "
+             "(runs/<run-id>/result.json and curve.csv) of the grids launched with "
+             "`python -m ablations.run NAME`. Do not edit by hand.", "",
+             "| file | source |", "|---|---|"]
+    for n in names:
+        lines.append(f"| `{n}.csv`, `{n}_summary.csv`, `figures/{n}.png` | grid `{n}` "
+                     f"(ablations/{n}.py): one row per launched run; mean/std/n over seeds |")
+    lines += ["| `main_table.md`, `main_table.tex` | grid `main_table`, all five attacks |",
+              "| `claims.md` | every claim's paired effect and verdict (ablations/verdicts.py) |",
+              "", "Columns: the grid's axes, `seed`, `status` (done / diverged / failed / "
+              "missing), `run_id`, `git_sha`/`dirty` (code version of the run), `n_eval`, "
+              f"and the accuracies ({', '.join(METRICS)}) as fractions.", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m ablations.report", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("names", nargs="*")
+    p.add_argument("--runs-dir", default="runs")
+    p.add_argument("--out", default="results")
+    a = p.parse_args(sys.argv[1:] if argv is None else argv)
+    registry = load_all()
+    for n in a.names:
+        if n not in registry:
+            print(f"error: unknown ablation '{n}'; valid: {', '.join(registry.names())}",
+                  file=sys.stderr)
+            return 2
+    names = a.names or registry.names()
+    out, runs_dir = Path(a.out), Path(a.runs_dir)
+    verdicts, warnings, reported = {}, [], []
+    for name in registry.names():  # claims.md always covers every ablation
+        ab = registry.get(name)
+        if name in names:
+            verdicts[name], w = report_one(ab, runs_dir, out)
+            if name == "main_table" and not (df := rows(ab, runs_dir)).empty:
+                md, tex = main_table(df, ab)
+                write_text(out / "main_table.md", md)
+                write_text(out / "main_table.tex", tex)
+        else:
+            verdicts[name], w = verdicts_only(ab, runs_dir)
+        warnings += w
+        if verdicts[name]:
+            reported.append(name)
+    if not reported:
+        print(f"nothing to report: no launched grids under {runs_dir}")
+        return 0
+    write_text(out / "claims.md", claims_md(verdicts, warnings))
+    write_text(out / "README.md", readme(reported))
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    for name, vs in verdicts.items():
+        for v in vs:
+            eff = "n/a" if v.effect is None else f"{v.effect:+.2f} pts"
+            print(f"{name} {v.claim.id} ({v.scale}): {eff} -> {v.verdict}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""Where a launched grid stands: python -m ablations.status [NAME ...] [--scale S]
+
+Each run is done, diverged, failed (with the tail of its log), running or pending. SLURM
+jobs are asked about with sacct; local ones are judged from their run folders.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from ablations import manifest as mf
+from ablations.jobs import FAILURE
+from ablations.spec import load_all
+from core.run import read_result
+
+SLURM_STATES = {"PENDING": "pending", "CONFIGURING": "pending", "REQUEUED": "pending",
+                "REQUEUE_HOLD": "pending", "RUNNING": "running", "COMPLETING": "running",
+                "SUSPENDED": "pending", "PREEMPTED": "pending"}
+
+
+def run_state(runs_dir: Path, run_id: str, slurm_state: str | None = None) -> str:
+    result = read_result(runs_dir / run_id)
+    if result is not None:
+        return result["status"]
+    if (runs_dir / run_id / FAILURE).is_file():
+        return "failed"
+    if slurm_state:
+        return SLURM_STATES.get(slurm_state.split()[0], "failed")
+    log = runs_dir / run_id / "train.log"
+    if log.is_file() and time.time() - log.stat().st_mtime < 600:
+        return "running"
+    return "started" if log.is_file() else "pending"
+
+
+def slurm_states(job_ids: list[str]) -> dict[str, str]:
+    """job id -> SLURM state (from sacct), {} when SLURM cannot be asked."""
+    if not job_ids:
+        return {}
+    try:
+        out = subprocess.run(["sacct", "-n", "-P", "-X", "-o", "JobID,State", "-j",
+                              ",".join(job_ids)], capture_output=True, text=True, timeout=30,
+                             check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    states = {}
+    for line in out.splitlines():
+        jid, _, state = line.partition("|")
+        states[jid.strip()] = state.strip()
+    return states
+
+
+def log_tail(runs_dir: Path, run_id: str, job: dict | None, n: int = 5) -> list[str]:
+    failure = runs_dir / run_id / FAILURE
+    if failure.is_file():
+        return json.loads(failure.read_text())["traceback"].strip().splitlines()[-n:]
+    for path in (job or {}).get("log"), str(runs_dir / run_id / "train.log"):
+        if path and Path(path).is_file():
+            return Path(path).read_text(errors="replace").strip().splitlines()[-n:]
+    return []
+
+
+def grid_status(runs_dir: Path, manifest: dict) -> list[tuple[str, str, str]]:
+    """(run id, state, label) for every run of the grid, pretraining runs included."""
+    slurm_ids = [j["job_id"] for j in manifest["jobs"].values() if j["launcher"] == "slurm"]
+    states = slurm_states(slurm_ids)
+    rows = []
+    cells = dict(mf.ordered_cells(manifest))
+    pre = [rid for rid, j in manifest["jobs"].items() if j["what"] == "pretrain"]
+    for rid in dict.fromkeys([*sorted(pre), *cells]):
+        job = manifest["jobs"].get(rid)
+        cell = cells.get(rid)
+        label = (" ".join(f"{k}={v}" for k, v in cell["labels"].items()) + f" seed={cell['seed']}"
+                 if cell else f"({job['what']})")
+        slurm_state = states.get(job["job_id"]) if job and job["launcher"] == "slurm" else None
+        rows.append((rid, run_state(runs_dir, rid, slurm_state), label))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m ablations.status", description=__doc__)
+    p.add_argument("names", nargs="*")
+    p.add_argument("--scale", default=None, choices=["paper", "tiny"])
+    p.add_argument("--runs-dir", default="runs")
+    a = p.parse_args(sys.argv[1:] if argv is None else argv)
+    known = load_all()
+    for n in a.names:
+        if n not in known:
+            print(f"error: unknown ablation '{n}'; valid: {', '.join(known.names())}",
+                  file=sys.stderr)
+            return 2
+    runs_dir = Path(a.runs_dir)
+    manifests = [m for m in mf.all_manifests(runs_dir)
+                 if (not a.names or m["ablation"] in a.names)
+                 and (a.scale is None or m["scale"] == a.scale)]
+    if not manifests:
+        print(f"no launched grids under {runs_dir} (python -m ablations.run NAME starts one)")
+        return 0
+    for m in manifests:
+        rows = grid_status(runs_dir, m)
+        counts = Counter(state for _, state, _ in rows)
+        print(f"{m['ablation']} ({m['scale']}): " + ", ".join(f"{v} {k}"
+                                                               for k, v in sorted(counts.items())))
+        for rid, state, label in rows:
+            print(f"  {rid}  {state:9} {label}")
+            if state == "failed":
+                for line in log_tail(runs_dir, rid, m["jobs"].get(rid)):
+                    print(f"      | {line}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""Claim verdicts: the measured effect of treatment over control, its uncertainty, a verdict.
+
+Effects are paired: a treatment cell is compared with the control cell that shares every
+other axis value and the seed. The uncertainty combines the spread over seeds with the
+sampling error of the finite test set (binomial, unpaired: conservative), and the verdict
+asks for two standard errors:
+  "+" / "-": supported if the effect is beyond 2 SE in the claimed direction, not supported
+             if beyond 2 SE the other way, inconclusive otherwise;
+  "<=":      (no gain) not supported if the gain exceeds 2 SE, supported if no gain is
+             measured at all (effect <= 0), inconclusive in between.
+Diverged runs count with the accuracy they ended at (a collapse is a result); failed or
+missing runs leave their pairs out, and the note says how many.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+from ablations.spec import Ablation, Claim
+
+FINISHED = ("done", "diverged")
+
+
+@dataclass
+class Verdict:
+    claim: Claim
+    scale: str
+    effect: float | None        # mean paired difference, accuracy points
+    spread: float | None        # std of the paired differences over pairs
+    se: float | None
+    n_pairs: int
+    verdict: str
+    note: str
+
+
+def judge(claim: Claim, df: pd.DataFrame, ab: Ablation, scale: str) -> Verdict:
+    axes = list(ab.axes_for(scale))
+    others = [a for a in axes if a != claim.axis]
+    data = df[df["scale"] == scale]
+    if claim.groups:
+        in_group = pd.Series(False, index=data.index)
+        for a in others:
+            in_group |= data[a].isin(claim.groups)
+        data = data[in_group]
+    keys = [*others, "seed"]
+    control = data[data[claim.axis] == claim.control].set_index(keys)
+    diffs, test_var, incomplete, diverged = [], [], 0, 0
+    for t in claim.treatment:
+        treat = data[data[claim.axis] == t].set_index(keys)
+        for key, row in treat.iterrows():
+            ctl = control.loc[key] if key in control.index else None
+            if ctl is None or row["status"] not in FINISHED or ctl["status"] not in FINISHED:
+                incomplete += 1
+                continue
+            a, b = float(row[claim.metric]), float(ctl[claim.metric])
+            diffs.append(100 * (a - b))
+            n_eval = _n_for(row, claim.metric)
+            test_var.append(1e4 * (a * (1 - a) + b * (1 - b)) / max(n_eval, 1))
+            diverged += (row["status"] == "diverged") + (ctl["status"] == "diverged")
+    return _verdict(claim, scale, diffs, test_var, incomplete, diverged)
+
+
+def _n_for(row: pd.Series, metric: str) -> int:
+    """Test examples behind `metric` (AutoAttack runs on a subset: its own count)."""
+    n = row.get(f"n_{metric.removesuffix('_acc')}", None)
+    if n is None or pd.isna(n):
+        n = row.get("n_eval")
+    return int(n) if n is not None and not pd.isna(n) else 1
+
+
+def _verdict(claim: Claim, scale: str, diffs: list[float], test_var: list[float],
+             incomplete: int, diverged: int) -> Verdict:
+    notes = []
+    if incomplete:
+        notes.append(f"{incomplete} pair(s) incomplete (failed or missing runs)")
+    if diverged:
+        notes.append(f"{diverged} diverged run(s) counted at their final accuracy")
+    if claim.size is not None:
+        notes.append(f"paper: {'+' if claim.direction != '-' else '-'}{claim.size:g} points")
+    if not diffs:
+        return Verdict(claim, scale, None, None, None, 0, "inconclusive",
+                       "; ".join(["no complete pair", *notes]))
+    n = len(diffs)
+    mean = sum(diffs) / n
+    spread = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1)) if n > 1 else 0.0
+    se = math.sqrt(spread**2 / n + sum(test_var) / len(test_var) / n)
+    return Verdict(claim, scale, mean, spread if n > 1 else None, se, n,
+                   _decide(claim.direction, mean, se), "; ".join(notes))
+
+
+def _decide(direction: str, mean: float, se: float) -> str:
+    if direction == "<=":
+        if mean > 2 * se:
+            return "not supported"
+        return "supported" if mean <= 0 else "inconclusive"
+    signed = mean if direction == "+" else -mean
+    if signed > 2 * se:
+        return "supported"
+    if signed < -2 * se:
+        return "not supported"
+    return "inconclusive"

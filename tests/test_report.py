@@ -1,0 +1,110 @@
+"""The report on fixture run folders: stable CSVs, figures, verdicts, version warnings."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ablations import manifest as mf
+from ablations.grid import expand
+from ablations.report import main as report
+from ablations.spec import load_all
+from ablations.verdicts import _decide
+
+# gradient_clipping (tiny), PGD-20 by (model, clipping) and seed; None: the run is missing
+PGD20 = {("ViT", "on"): [0.60, 0.62, 0.61], ("ViT", "off"): [0.10, 0.11, 0.12],
+         ("ConViT", "on"): [0.50, 0.52, 0.51], ("ConViT", "off"): [0.30, 0.31, 0.29],
+         ("Swin", "on"): [0.51, 0.50, 0.52], ("Swin", "off"): [0.50, 0.49, None]}
+DIVERGED = {("ViT", "off", 0)}
+
+
+def _write_run(run_dir, pgd20, status="done", sha="abc1234567"):
+    run_dir.mkdir(parents=True)
+    metrics = {"clean_acc": pgd20 + 0.25, "pgd20_acc": pgd20, "cw20_acc": pgd20 - 0.01,
+               "pgd100_acc": pgd20 - 0.005, "robust_acc": pgd20 - 0.01, "n_clean": 360,
+               "n_pgd20": 360}
+    result = {"run_id": run_dir.name, "status": status, "metrics": metrics, **metrics,
+              "n_eval": 360, "code": {"git_sha": sha, "dirty": False},
+              "train_seconds": 10.0, "train_images_per_s": 100.0}
+    (run_dir / "result.json").write_text(json.dumps(result))
+    rows = ["epoch,test_clean_acc,test_robust_acc"] + [
+        f"{e},{min(1, pgd20 + 0.2 + 0.01 * e):.3f},{pgd20 * e / 8:.3f}" for e in range(1, 9)]
+    (run_dir / "curve.csv").write_text("\n".join(rows) + "\n")
+
+
+@pytest.fixture
+def runs(tmp_path):
+    runs_dir = tmp_path / "runs"
+    ab = load_all().get("gradient_clipping")
+    cells = expand(ab, "tiny", 3, [f"runs_dir={runs_dir}"])
+    m = mf.load(runs_dir, ab.name, "tiny")
+    mf.record_cells(m, cells)
+    mf.save(runs_dir, m)
+    for c in cells:
+        key = (c.label("model"), c.label("clipping"))
+        value = PGD20[key][c.seed]
+        if value is not None:
+            status = "diverged" if (*key, c.seed) in DIVERGED else "done"
+            _write_run(runs_dir / c.run_id, value, status)
+    return runs_dir
+
+
+def _report(runs_dir, out):
+    assert report(["--runs-dir", str(runs_dir), "--out", str(out)]) == 0
+
+
+def test_report_writes_stable_tables_and_a_figure(runs, tmp_path):
+    out = tmp_path / "results"
+    _report(runs, out)
+    first = (out / "gradient_clipping.csv").read_bytes()
+    summary = (out / "gradient_clipping_summary.csv").read_text()
+    _report(runs, out)
+    assert (out / "gradient_clipping.csv").read_bytes() == first
+    lines = first.decode().splitlines()
+    assert lines[0].startswith("scale,model,clipping,seed,status,run_id")
+    assert len(lines) == 1 + 18
+    assert sum(",diverged," in ln for ln in lines) == 1
+    missing = [ln for ln in lines if ",missing," in ln]
+    assert len(missing) == 1 and missing[0].startswith("tiny,Swin,off,2,missing")
+    # mean, std, n of the natural (0.85, 0.87, 0.86) and PGD-20 accuracies over 3 seeds
+    assert "tiny,ViT,on,0.860000,0.010000,3,0.610000,0.010000,3," in summary
+    assert "tiny,Swin,off,0.745000,0.007071,2,0.495000,0.007071,2," in summary
+    png = (out / "figures" / "gradient_clipping.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    assert "gradient_clipping" in (out / "README.md").read_text()
+
+
+def test_verdicts_count_diverged_and_name_missing(runs, tmp_path):
+    out = tmp_path / "results"
+    _report(runs, out)
+    claims = (out / "claims.md").read_text()
+    vit = next(ln for ln in claims.splitlines() if ln.startswith("| 2a"))
+    swin = next(ln for ln in claims.splitlines() if ln.startswith("| 2b"))
+    assert "**supported**" in vit and "+50.00" in vit and "1 diverged run" in vit
+    assert "**inconclusive**" in swin and "1 pair(s) incomplete" in swin and "| 2 |" in swin
+
+
+def test_mixed_code_versions_are_reported(runs, tmp_path):
+    result = next(runs.glob("*/result.json"))
+    data = json.loads(result.read_text())
+    data["code"]["git_sha"] = "fffffff000"
+    result.write_text(json.dumps(data))
+    out = tmp_path / "results"
+    _report(runs, out)
+    assert "mixes code versions: abc1234567 (16 runs), fffffff000 (1 runs)" in (
+        out / "claims.md").read_text()
+
+
+@pytest.mark.parametrize("direction, mean, se, verdict", [
+    ("+", 5.0, 2.0, "supported"), ("+", 3.0, 2.0, "inconclusive"),
+    ("+", -5.0, 2.0, "not supported"), ("-", -5.0, 2.0, "supported"),
+    ("<=", -0.5, 2.0, "supported"), ("<=", 1.0, 2.0, "inconclusive"),
+    ("<=", 5.0, 2.0, "not supported"),
+])
+def test_decision_rule(direction, mean, se, verdict):
+    assert _decide(direction, mean, se) == verdict
+
+
+def test_report_with_nothing_launched(tmp_path, capsys):
+    assert report(["--runs-dir", str(tmp_path), "--out", str(tmp_path / "r")]) == 0
+    assert "nothing to report" in capsys.readouterr().out
