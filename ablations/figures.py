@@ -25,11 +25,18 @@ def _cell_key(row: pd.Series, axes: list[str]) -> str:
     return " / ".join(str(row[a]) for a in axes)
 
 
-def bars(ax, summary: pd.DataFrame, axes: list[str], metric: str) -> None:
-    """x: every axis but the last; one bar per value of the last axis."""
+def bars(ax, summary: pd.DataFrame, axes: list[str], metric: str) -> bool:
+    """x: every axis but the last; one bar per value of the last axis (one axis: x labels).
+    Returns whether the panel needs a legend."""
+    if len(axes) == 1:
+        for i, (_, r) in enumerate(summary.iterrows()):
+            _bar(ax, i, 0.7, r, metric, COLORS[i % len(COLORS)], None)
+        ax.set_xticks(range(len(summary)), summary[axes[0]], rotation=30 if len(summary) > 5
+                      else 0, ha="right" if len(summary) > 5 else "center")
+        _axis_style(ax, metric)
+        return False
     inner, outer = axes[-1], axes[:-1]
-    keys = pd.Series([_cell_key(r, outer) if outer else "" for _, r in summary.iterrows()],
-                     index=summary.index)
+    keys = pd.Series([_cell_key(r, outer) for _, r in summary.iterrows()], index=summary.index)
     groups = list(dict.fromkeys(keys))
     values = list(dict.fromkeys(summary[inner]))
     width = 0.8 / len(values)
@@ -41,6 +48,11 @@ def bars(ax, summary: pd.DataFrame, axes: list[str], metric: str) -> None:
             x = i + (j - (len(values) - 1) / 2) * width
             _bar(ax, x, width, sel.iloc[0], metric, COLORS[j % len(COLORS)], v if i == 0 else None)
     ax.set_xticks(range(len(groups)), groups)
+    _axis_style(ax, metric)
+    return True
+
+
+def _axis_style(ax, metric: str) -> None:
     ax.set_ylabel(f"{LABELS.get(metric, metric)} accuracy (%)")
     ax.set_ylim(0, 100)
     ax.grid(axis="y", alpha=0.3)
@@ -87,20 +99,29 @@ def ablation_figure(ab: Ablation, rows: pd.DataFrame, summary: pd.DataFrame, run
     scales = list(dict.fromkeys(rows["scale"]))
     panels = _panels(ab)
     fig, axs = plt.subplots(len(scales), len(panels), squeeze=False,
-                            figsize=(4.2 * len(panels) + (1.5 if ab.figure == "table" else 0),
-                                     3.4 * len(scales)))
+                            figsize=(4.2 * len(panels) + 1.6, 3.6 * len(scales)))
     for i, scale in enumerate(scales):
         axes = list(ab.axes_for(scale))
+        legend = False
         for k, (kind, metric) in enumerate(panels):
             ax = axs[i][k]
             if kind == "curve":
                 learning_curves(ax, rows[rows["scale"] == scale], axes, runs_dir, metric)
-                ax.set_ylabel(f"test {'PGD-20' if 'robust' in metric else 'natural'} acc (%)")
+                ax.set_ylabel(f"test {'PGD-20' if 'robust' in metric else 'natural'} "
+                              "accuracy (%)")
+                legend = legend or k == 0
             else:
-                bars(ax, summary[summary["scale"] == scale], axes, metric)
-            ax.set_title(f"{LABELS.get(metric, metric.replace('test_', '').replace('_acc', ''))}"
-                         f" ({scale} scale)", fontsize=10)
-        axs[i][-1].legend(fontsize=7, loc="lower right", title=axes[-1], title_fontsize=7)
+                legend = bars(ax, summary[summary["scale"] == scale], axes, metric) or legend
+            name = "PGD-20" if metric == "test_robust_acc" else "natural" \
+                if metric == "test_clean_acc" else LABELS.get(metric, metric)
+            ax.set_title(f"{name} ({scale} scale)", fontsize=10)
+        handles, labels = next((ax.get_legend_handles_labels() for ax in axs[i]
+                                if ax.get_legend_handles_labels()[0]), ([], []))
+        if legend and handles:
+            axs[i][-1].legend(handles, labels, fontsize=7, loc="upper left",
+                              bbox_to_anchor=(1.02, 1),
+                              title=" / ".join(axes) if panels[0][0] == "curve" else axes[-1],
+                              title_fontsize=7)
     fig.suptitle(ab.question, fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

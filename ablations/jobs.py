@@ -1,6 +1,9 @@
 """The unit of work the launchers submit: one run (a grid cell or a pretraining it needs)."""
 from __future__ import annotations
 
+import os
+import signal
+import threading
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +63,7 @@ class RunJob(submitit.helpers.Checkpointable):
     def __call__(self) -> dict:
         from core.run import run
 
+        _exit_on_sigterm()
         cfg = replace(from_dict(self.cfg), progress=False, threads=self.threads)
         run_dir = Path(cfg.runs_dir) / run_id(cfg)
         try:
@@ -71,6 +75,17 @@ class RunJob(submitit.helpers.Checkpointable):
             raise
         (run_dir / FAILURE).unlink(missing_ok=True)
         return {"run_id": result["run_id"], "status": result["status"]}
+
+
+def _exit_on_sigterm() -> None:
+    """SLURM ends a job (scontrol requeue, scancel, preemption) with SIGTERM, then SIGKILL.
+    submitit ignores SIGTERM; exiting instead lets the training loop save its step first."""
+    def handler(signum: int, frame: object) -> None:
+        raise SystemExit(f"stopped by signal {signal.Signals(signum).name}")
+
+    in_job = "SUBMITIT_EXECUTOR" in os.environ  # not for the in-process debug launcher
+    if in_job and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)
 
 
 def job_callable(job: Job, threads: int | None = None) -> RunJob:

@@ -34,6 +34,7 @@ class LaunchOptions:
     workers: int = 1
     profile: str = "default"
     wait: bool = False
+    threads: int | None = None   # debug: torch threads (None: torch's default)
     on_event: Callable[[str], None] = print
 
 
@@ -65,7 +66,7 @@ def debug(jobs: list[Job], group: mf.Group, opts: LaunchOptions) -> Launched:
         group.record_job(j.run_id, "debug", "in-process", str(j.run_dir / "train.log"), j.what)
         out.submitted.append(j.run_id)
         try:
-            job_callable(j)()
+            job_callable(j, opts.threads)()
         except Exception as e:  # recorded in failure.json by the job; the grid goes on
             out.failed.append(j.run_id)
             opts.on_event(f"failed {j.run_id}: {type(e).__name__}: {e}")

@@ -60,6 +60,7 @@ class Trainee:
     ard: ARD | None
     prm: PRM | None
     meter: dict[str, torch.Tensor] = field(default_factory=dict)  # epoch sums, on the device
+    updating: bool = False         # inside the weight update: the state is not a step boundary
 
     def flush(self, progress: Progress) -> None:
         """Move the device-side sums into `progress` (syncs; done per epoch and per save)."""
@@ -131,8 +132,12 @@ def _loop(cfg: RunConfig, run_id: str, run_dir: Path, t: Trainee, splits: Splits
     for x, y in batches:
         epoch, step = divmod(progress.step, steps)
         tick = time.perf_counter()
-        ok = _step(cfg, t, mixer, x.to(device, non_blocking=True), y.to(device), epoch, step,
-                   steps, device, progress)
+        try:
+            ok = _step(cfg, t, mixer, x.to(device, non_blocking=True), y.to(device), epoch,
+                       step, steps, device, progress)
+        except BaseException:  # preemption (SLURM's signal via submitit), Ctrl-C, kill
+            _save_if_consistent(run_dir, run_id, t, progress)
+            raise
         progress.train_seconds += time.perf_counter() - tick
         if not ok:
             break
@@ -150,6 +155,14 @@ def _loop(cfg: RunConfig, run_id: str, run_dir: Path, t: Trainee, splits: Splits
     if progress.status == "running":
         progress.status = "trained"
     _save(run_dir, run_id, t, progress)
+
+
+def _save_if_consistent(run_dir: Path, run_id: str, t: Trainee, progress: Progress) -> None:
+    """Interrupted in the attack or the backward pass, nothing has changed since the last
+    step: save, so the job resumes exactly here. Inside the update, keep the last save."""
+    if not t.updating:
+        _save(run_dir, run_id, t, progress)
+        log.info("interrupted: saved at step %d", progress.step)
 
 
 def _step(cfg: RunConfig, t: Trainee, mixer: Mixer, x: torch.Tensor, y: torch.Tensor, epoch: int,
@@ -179,6 +192,7 @@ def _step(cfg: RunConfig, t: Trainee, mixer: Mixer, x: torch.Tensor, y: torch.Te
                     progress.diverged_at)
         t.opt.zero_grad(set_to_none=True)
         return False
+    t.updating = True
     t.opt.step()
     if t.ema is not None:
         t.ema.update(t.model, step=progress.step)
@@ -190,6 +204,7 @@ def _step(cfg: RunConfig, t: Trainee, mixer: Mixer, x: torch.Tensor, y: torch.Te
     progress.epoch_steps += 1
     progress.epoch_seen += len(x)
     progress.images += len(x)
+    t.updating = False
     return True
 
 
