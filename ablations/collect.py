@@ -1,6 +1,7 @@
 """Tidy rows from run folders: one per launched cell, finished or not (never dropped)."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -25,7 +26,7 @@ def rows(ab: Ablation, runs_dir: Path) -> pd.DataFrame:
         for order, (rid, cell) in enumerate(mf.ordered_cells(m)):
             row = {"scale": scale, "order": order, **{a: cell["labels"].get(a) for a in axes},
                    "seed": cell["seed"], "run_id": rid}
-            row.update(_result_fields(runs_dir / rid))
+            row.update(_result_fields(runs_dir / rid, cell.get("attacks")))
             out.append(row)
     df = pd.DataFrame(out)
     if df.empty:
@@ -36,14 +37,30 @@ def rows(ab: Ablation, runs_dir: Path) -> pd.DataFrame:
     return df.reindex(columns=cols).reset_index(drop=True)
 
 
-def _result_fields(run_dir: Path) -> dict:
+def _result_fields(run_dir: Path, attacks: list[str] | None) -> dict:
+    """A run's fields for the table of a grid that asked for `attacks`: a run shared with
+    another grid may hold more evaluations; only the asked-for ones count here, and the
+    worst case is taken over those (from the per-example flags in eval/)."""
     r = read_result(run_dir)
     if r is None:
         return {"status": "failed" if (run_dir / FAILURE).is_file() else "missing"}
+    attacks = attacks or r["config"]["eval"]["attacks"]
+    accs = {f"{a}_acc": r.get(f"{a}_acc") for a in attacks}
     return {"status": r["status"], "git_sha": r["code"]["git_sha"][:10],
-            "dirty": r["code"]["dirty"], "n_eval": r["n_eval"], "n_aa": r.get("n_aa"),
+            "dirty": r["code"]["dirty"], "n_eval": r["n_eval"],
+            "n_aa": r.get("n_aa") if "aa" in attacks else None,
             "train_seconds": r.get("train_seconds"), "images_per_s": r.get("train_images_per_s"),
-            **{k: r.get(k) for k in METRICS}}
+            **accs, "robust_acc": _worst_case(run_dir, attacks, r)}
+
+
+def _worst_case(run_dir: Path, attacks: list[str], result: dict) -> float | None:
+    paths = [run_dir / "eval" / f"{a}.json" for a in attacks]
+    if set(attacks) == set(result["config"]["eval"]["attacks"]) or not all(
+            p.is_file() for p in paths):
+        return result.get("robust_acc")
+    flags = [json.loads(p.read_text())["correct"] for p in paths]
+    n = min(len(f) for f in flags)
+    return sum(all(f[i] for f in flags) for i in range(n)) / n
 
 
 def curves(run_dir: Path) -> pd.DataFrame | None:

@@ -35,7 +35,8 @@ def record_cells(manifest: dict, cells: list[Cell]) -> None:
         if c.run_id not in manifest["cells"]:
             manifest["cells"][c.run_id] = {"order": len(manifest["cells"]),
                                            "labels": [list(kv) for kv in c.labels],
-                                           "seed": c.seed, "overrides": list(c.overrides)}
+                                           "seed": c.seed, "overrides": list(c.overrides),
+                                           "attacks": list(c.cfg.eval.attacks)}
 
 
 def ordered_cells(manifest: dict) -> list[tuple[str, dict]]:

@@ -8,8 +8,8 @@ ABLATIONS.add("warmup", Ablation(
     question="How many warm-up epochs w should ARD and PRM use?",
     base=("ard=true", "prm=true"),
     axes={"w": {str(w): [f"warmup_epochs={w}"] for w in (0, 5, 10, 15, 20)}},
-    # the same fractions of training (w/40) on the tiny scale's 8 epochs
-    tiny_axes={"w": {str(w): [f"warmup_epochs={w / 5}"] for w in (0, 5, 10, 15, 20)}},
+    # the same fractions of training (w/40) on the tiny scale's 6 epochs
+    tiny_axes={"w": {str(w): [f"warmup_epochs={w * 6 / 40}"] for w in (0, 5, 10, 15, 20)}},
     claims=(
         Claim("7", "the default warm-up (w = 1/4 of training) beats no warm-up", "pgd20_acc",
               "w", ("10",), "0", "+", REF),

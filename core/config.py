@@ -143,10 +143,12 @@ class RunConfig:
     checkpoint_minutes: float = 10.0     # also save mid-epoch after this long
 
 
-# Fields that say where or how fast a run happens, not what it computes.
+# Fields that say where or how fast a run happens, not what it computes; and which attacks
+# evaluate it, since a finished run can be asked for more (core.run evaluates only those).
 NON_SEMANTIC = {
     "runs_dir", "device", "threads", "progress", "checkpoint_minutes", "data.root",
     "data.num_workers", "eval.batch_size", "model.preset", "aug.preset", "eval.preset",
+    "eval.attacks", "eval.n_aa",
 }
 FRACTION_FIELDS = ("attack.eps", "attack.step_size")
 

@@ -29,6 +29,7 @@ from core.config import (
 )
 from core.data import load_splits
 from core.data.images import stack
+from core.data.sets import Splits
 from core.evaluation import EvalContext, evaluate
 from core.models import build_model
 from core.provenance import code_version, machine, package_versions
@@ -92,40 +93,63 @@ def resolve_source(cfg: RunConfig) -> str:
 
 
 def run(cfg: RunConfig) -> dict:
-    """Train and evaluate `cfg` (or return its finished result); returns result.json's dict."""
+    """Train and evaluate `cfg` (or return its finished result); returns result.json's dict.
+
+    Which attacks to run is not part of the run id: asking a finished run for attacks it has
+    not run yet evaluates just those on its saved weights and adds them to its result.
+    """
     validate(cfg)
     rid, run_dir = run_id(cfg), run_dir_of(cfg)
     done = read_result(run_dir)
-    if done is not None and done.get("status") in FINISHED:
+    if done is not None and done.get("status") in FINISHED and covers(done, cfg):
         return done
     run_dir.mkdir(parents=True, exist_ok=True)
     with _exclusive(run_dir):  # a second job on the same config waits, then reuses the result
         done = read_result(run_dir)
-        if done is not None and done.get("status") in FINISHED:
+        if done is not None and done.get("status") in FINISHED and covers(done, cfg):
             return done
-        write_text(run_dir / CONFIG, OmegaConf.to_yaml(OmegaConf.structured(cfg)))
         with _log_to(run_dir / LOG):
+            if done is not None and done.get("status") in FINISHED:
+                return _extend_evaluation(cfg, run_dir, done)
+            write_text(run_dir / CONFIG, OmegaConf.to_yaml(OmegaConf.structured(cfg)))
             log.info("run %s in %s", rid, run_dir)
             return _train_and_evaluate(cfg, rid, run_dir)
 
 
-def _train_and_evaluate(cfg: RunConfig, rid: str, run_dir: Path) -> dict:
-    started = time.time()
+def covers(result: dict, cfg: RunConfig) -> bool:
+    """Whether a finished result already holds every evaluation `cfg` asks for."""
+    metrics = result["metrics"]
+    n_aa = min(cfg.eval.n_aa or result["n_eval"], result["n_eval"])
+    return all(f"{a}_acc" in metrics for a in cfg.eval.attacks) and (
+        "aa" not in cfg.eval.attacks or metrics.get("n_aa") == n_aa)
+
+
+def _setup(cfg: RunConfig) -> tuple[torch.device, Splits, torch.Tensor, torch.Tensor]:
     device = resolve_device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    source = resolve_source(cfg)
     splits = load_splits(cfg.data)
+    x, y = stack(splits.test, splits.test_order()[:cfg.eval.n])
+    return device, splits, x.float() / 255, y
+
+
+def _evaluate(cfg: RunConfig, model, x, y, attacks: list[str], run_dir: Path,
+              device: torch.device) -> dict:
+    ctx = EvalContext(eps=cfg.attack.eps, seed=cfg.seed, batch_size=cfg.eval.batch_size,
+                      device=device, cw_kappa=cfg.eval.cw_kappa, n_aa=cfg.eval.n_aa,
+                      state_dir=run_dir / "eval", progress=cfg.progress)
+    return evaluate(model, x, y, attacks, ctx)
+
+
+def _train_and_evaluate(cfg: RunConfig, rid: str, run_dir: Path) -> dict:
+    started = time.time()
+    source = resolve_source(cfg)
+    device, splits, x, y = _setup(cfg)
     built = build_model(cfg.model, cfg.model.img_size or cfg.data.img_size, splits.num_classes,
                         cfg.runs_dir, source)
     progress, trainee = train(cfg, rid, run_dir, built, splits, device)
     model = trainee.eval_model
-    idx = splits.test_order()[:cfg.eval.n]
-    x, y = stack(splits.test, idx)
-    ctx = EvalContext(eps=cfg.attack.eps, seed=cfg.seed, batch_size=cfg.eval.batch_size,
-                      device=device, cw_kappa=cfg.eval.cw_kappa, n_aa=cfg.eval.n_aa,
-                      state_dir=run_dir / "eval", progress=cfg.progress)
-    metrics = evaluate(model, x.float() / 255, y, cfg.eval.attacks, ctx)
+    metrics = _evaluate(cfg, model, x, y, cfg.eval.attacks, run_dir, device)
     status = "diverged" if progress.status == "diverged" else "done"
     save_torch(run_dir / WEIGHTS, model.net.state_dict())
     result = {
@@ -142,6 +166,30 @@ def _train_and_evaluate(cfg: RunConfig, rid: str, run_dir: Path) -> dict:
     log.info("run %s %s: %s", rid, status, {k: round(v, 4) for k, v in metrics.items()
                                               if k.endswith("acc")})
     return read_result(run_dir)  # what is on disk, so callers and readers see the same
+
+
+def _extend_evaluation(cfg: RunConfig, run_dir: Path, result: dict) -> dict:
+    """Evaluate the attacks a finished run lacks, on its saved weights; merge them in."""
+    device, splits, x, y = _setup(cfg)
+    model = build_model(cfg.model, cfg.model.img_size or cfg.data.img_size, splits.num_classes,
+                        cfg.runs_dir, "none").model
+    model.net.load_state_dict(torch.load(run_dir / WEIGHTS, map_location="cpu",
+                                         weights_only=True))
+    pre = result["pretrained"]
+    model.mean.copy_(torch.tensor(pre["mean"]).view_as(model.mean))
+    model.std.copy_(torch.tensor(pre["std"]).view_as(model.std))
+    wanted = set(result["config"]["eval"]["attacks"]) | set(cfg.eval.attacks)
+    attacks = [a for a in EvalCfg().attacks if a in wanted] + sorted(
+        wanted - set(EvalCfg().attacks))
+    log.info("extending the evaluation of %s with %s", run_dir.name,
+             [a for a in attacks if f"{a}_acc" not in result["metrics"]])
+    metrics = _evaluate(cfg, model.to(device), x, y, attacks, run_dir, device)
+    for k in result["metrics"]:
+        result.pop(k, None)
+    result.update(metrics=metrics, **metrics)
+    result["config"]["eval"].update(attacks=attacks, n_aa=cfg.eval.n_aa)
+    write_json(run_dir / RESULT, result)
+    return read_result(run_dir)
 
 
 @contextlib.contextmanager

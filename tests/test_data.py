@@ -62,3 +62,17 @@ def test_train_batches_are_uint8_images_with_labels(digits):
     idx = train_indices(len(digits.train), None)
     x, y = next(iter(train_batches(digits.train, idx, 32, 0, 0, 0, 1, None, 0)))
     assert x.shape == (32, 3, 16, 16) and x.dtype == torch.uint8 and y.shape == (32,)
+
+
+def test_device_batches_equal_the_loader_path(digits):
+    from torch.utils.data import DataLoader
+
+    from core.data.loader import DeviceBatches, EpochBatches, SeededImages
+
+    idx = train_indices(len(digits.train), 300)
+    fast = DeviceBatches(digits.train, EpochBatches(idx, 64, 3, 0, 1, 2), torch.device("cpu"))
+    slow = DataLoader(SeededImages(digits.train, None),
+                      batch_sampler=EpochBatches(idx, 64, 3, 0, 1, 2))
+    pairs = list(zip(fast, slow, strict=True))
+    assert len(pairs) == 2 * 4 - 1
+    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in pairs)

@@ -25,6 +25,7 @@ def _write_run(run_dir, pgd20, status="done", sha="abc1234567"):
                "n_pgd20": 360}
     result = {"run_id": run_dir.name, "status": status, "metrics": metrics, **metrics,
               "n_eval": 360, "code": {"git_sha": sha, "dirty": False},
+              "config": {"eval": {"attacks": ["clean", "pgd20", "cw20", "pgd100"]}},
               "train_seconds": 10.0, "train_images_per_s": 100.0}
     (run_dir / "result.json").write_text(json.dumps(result))
     rows = ["epoch,test_clean_acc,test_robust_acc"] + [

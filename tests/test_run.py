@@ -183,3 +183,16 @@ def test_cli_runs_a_tiny_cell(tmp_path):
 def test_options_run_end_to_end(fast_cfg, overrides):
     result = run(fast_cfg(*overrides, "epochs=1"))
     assert result["status"] == "done" and 0 <= result["pgd20_acc"] <= result["clean_acc"] + 0.1
+
+
+def test_asking_a_finished_run_for_more_attacks_evaluates_only_those(fast_cfg):
+    quick = run(fast_cfg())
+    cfg = fast_cfg("eval=full", "eval.n_aa=8")
+    assert run_id(cfg) == quick["run_id"]
+    full = run(cfg)
+    assert full["clean_acc"] == quick["clean_acc"] and full["pgd20_acc"] == quick["pgd20_acc"]
+    assert {"cw20_acc", "pgd100_acc", "aa_acc"} <= set(full) and full["n_aa"] == 8
+    assert full["config"]["eval"]["attacks"] == ["clean", "pgd20", "cw20", "pgd100", "aa"]
+    log = (run_dir_of(cfg) / "train.log").read_text()
+    assert log.count("epoch 2:") == 1 and "extending the evaluation" in log
+    assert run(fast_cfg("eval=quick")) == full  # a subset is already there

@@ -27,10 +27,11 @@ pytestmark = pytest.mark.slurm
 FAST = ["epochs=1", "data.train_subset=128", "batch_size=32", "attack.steps=2", "eval.n=32",
         "eval.curve_n=16", "eval.batch_size=32", "pretrain.epochs=2", "pretrain.batch_size=32",
         "pretrain.train_subset=128", "warmup_epochs=0.5", "optim.decay_before_end=[0.5]"]
-# long enough to be caught mid-training: about 20 s of steps, checkpoints every ~2 s
-LONG = ["epochs=3", "data.train_subset=512", "batch_size=32", "attack.steps=5", "eval.n=64",
-        "eval.curve_n=16", "eval.batch_size=64", "model.source=none", "warmup_epochs=1",
-        "optim.decay_before_end=[0.5]", "checkpoint_minutes=0.03"]
+# the epochs grid (6 and 12 epochs), long enough to be caught mid-training (the 12-epoch
+# cell trains for about half a minute), checkpoints every ~2 s
+LONG = ["data.train_subset=512", "batch_size=64", "attack.steps=5", "eval.n=64",
+        "eval.curve_n=16", "eval.batch_size=64", "model.source=none",
+        "checkpoint_minutes=0.03"]
 
 
 @pytest.fixture(scope="session")
@@ -100,15 +101,16 @@ def test_grid_on_slurm_moves_to_done_and_matches_a_local_run(cluster, tmp_path, 
     assert "submitted 0, already finished 9" in capsys.readouterr().out
 
 
-def _submit_long(runs: Path, seeds: int = 1) -> list:
-    cells = expand(load_all().get("epochs"), "tiny", seeds, [*LONG, f"runs_dir={runs}"])[:1]
+def _submit_long(runs: Path, *extra: str) -> Path:
+    """Submit the epochs grid; return the run folder of its 12-epoch cell."""
     assert run_main(["epochs", "--scale", "tiny", "--launcher", "slurm", "--profile", "cpu",
-                     *LONG, f"runs_dir={runs}"]) == 0
-    return cells
+                     *extra, *LONG, f"runs_dir={runs}"]) == 0
+    cells = expand(load_all().get("epochs"), "tiny", 1, [*LONG, f"runs_dir={runs}"])
+    return runs / cells[-1].run_id
 
 
-def _job_id(runs: Path, run_id: str) -> str:
-    return mf.load(runs, "epochs", "tiny")["jobs"][run_id]["job_id"]
+def _job_id(run_dir: Path) -> str:
+    return mf.load(run_dir.parent, "epochs", "tiny")["jobs"][run_dir.name]["job_id"]
 
 
 def _steps_saved(run_dir: Path) -> int:
@@ -122,37 +124,34 @@ def _steps_saved(run_dir: Path) -> int:
 
 def test_requeued_job_resumes_and_equals_an_uninterrupted_run(cluster, tmp_path):
     runs = tmp_path / "runs"
-    cell = _submit_long(runs)[0]
-    run_dir = runs / cell.run_id
-    _wait(lambda: _steps_saved(run_dir) >= 10, 300, "the job to be mid-training")
-    job = _job_id(runs, cell.run_id)
-    subprocess.run(["scontrol", "requeue", job], check=True)
+    run_dir = _submit_long(runs)
+    _wait(lambda: _steps_saved(run_dir) >= 20, 300, "the job to be mid-training")
+    subprocess.run(["scontrol", "requeue", _job_id(run_dir)], check=True)
     _wait(lambda: (run_dir / "result.json").is_file(), 600, "the requeued job to finish")
     log = (run_dir / "train.log").read_text()
-    assert "resumed from step" in log and "interrupted: saved at step" in log
+    assert "interrupted: saved at step" in log and "resumed from step" in log
     ref = tmp_path / "ref"
-    _launch_debug(expand(load_all().get("epochs"), "tiny", 1, [*LONG, f"runs_dir={ref}"])[:1],
-                  ref)
-    assert _metrics(runs, cell.run_id) == _metrics(ref, cell.run_id)
+    cells = expand(load_all().get("epochs"), "tiny", 1, [*LONG, f"runs_dir={ref}"])
+    _launch_debug(cells[-1:], ref)
+    assert _metrics(runs, run_dir.name) == _metrics(ref, run_dir.name)
 
 
 def test_hard_killed_job_keeps_its_checkpoint_and_resumes(cluster, tmp_path, capsys):
     runs = tmp_path / "runs"
-    cells = _submit_long(runs)
-    run_dir = runs / cells[0].run_id
-    _wait(lambda: _steps_saved(run_dir) >= 10, 300, "the job to be mid-training")
-    subprocess.run(["scancel", "--signal=KILL", "--full", _job_id(runs, cells[0].run_id)],
-                   check=True)
-    _wait(lambda: _job_id(runs, cells[0].run_id) not in _squeue_ids(), 120, "the kill")
+    run_dir = _submit_long(runs)
+    _wait(lambda: _steps_saved(run_dir) >= 20, 300, "the job to be mid-training")
+    job = _job_id(run_dir)
+    subprocess.run(["scancel", "--signal=KILL", "--full", job], check=True)
+    _wait(lambda: job not in _squeue_ids(), 120, "the kill")
     saved = _steps_saved(run_dir)
-    assert saved >= 10 and not (run_dir / "result.json").exists()
+    assert saved >= 20 and not (run_dir / "result.json").exists()
+    _wait(lambda: not _squeue_ids(), 300, "the 6-epoch cell to finish")
     capsys.readouterr()
     assert run_main(["epochs", "--scale", "tiny", "--launcher", "slurm", "--profile", "cpu",
                      "--wait", *LONG, f"runs_dir={runs}"]) == 0
-    assert "submitted 1, already finished 1" in capsys.readouterr().out  # 16-epoch cell done
-    assert f"resumed from step {saved}" in (run_dir / "train.log").read_text() or \
-        "resumed from step" in (run_dir / "train.log").read_text()
-    assert (run_dir / "result.json").is_file()
+    assert "submitted 1, already finished 1" in capsys.readouterr().out
+    log = (run_dir / "train.log").read_text()
+    assert f"resumed from step {saved}" in log and (run_dir / "result.json").is_file()
 
 
 def test_failures_are_visible_with_their_log(cluster, tmp_path, capsys):

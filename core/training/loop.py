@@ -123,7 +123,7 @@ def _loop(cfg: RunConfig, run_id: str, run_dir: Path, t: Trainee, splits: Splits
     first_epoch, start = divmod(progress.step, steps)
     randaug = RandAugment(cfg.aug.randaugment, cfg.data.img_size) if cfg.aug.randaugment else None
     batches = train_batches(splits.train, indices, cfg.batch_size, cfg.seed, first_epoch, start,
-                            cfg.epochs, randaug, cfg.data.num_workers)
+                            cfg.epochs, randaug, cfg.data.num_workers, device)
     mixer = Mixer(cfg.aug, splits.num_classes)
     curve_x, curve_y = _curve_subset(splits, cfg.eval.curve_n)
     last_save = time.monotonic()
