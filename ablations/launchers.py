@@ -8,6 +8,8 @@
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import shutil
 import subprocess
@@ -186,11 +188,13 @@ def slurm(jobs: list[Job], group: mf.Group, opts: LaunchOptions) -> Launched:
         deps = sorted({submitted[d] for j in batch for d in j.deps if d in submitted})
         executor.update_parameters(
             slurm_additional_parameters={"dependency": f"afterok:{':'.join(deps)}"} if deps else {})
+        echoed = io.StringIO()  # submitit echoes sbatch's stderr; we say it once, in one line
         try:
-            handles = executor.submit_array([job_callable(j, threads) for j in batch])
+            with contextlib.redirect_stderr(echoed):
+                handles = executor.submit_array([job_callable(j, threads) for j in batch])
         except Exception as e:  # sbatch's refusal, e.g. GPUs on a CPU-only partition
-            first = str(e).strip().splitlines()
-            raise UserError(f"SLURM refused the submission: {_sbatch_error(first)}") from None
+            lines = (str(e) or echoed.getvalue()).strip().splitlines()
+            raise UserError(f"SLURM refused the submission: {_sbatch_error(lines)}") from None
         for j, h in zip(batch, handles, strict=True):
             submitted[j.run_id] = str(h.job_id)
             out.submitted.append(j.run_id)

@@ -146,7 +146,7 @@ def _train_and_evaluate(cfg: RunConfig, rid: str, run_dir: Path) -> dict:
     source = resolve_source(cfg)
     device, splits, x, y = _setup(cfg)
     built = build_model(cfg.model, cfg.model.img_size or cfg.data.img_size, splits.num_classes,
-                        cfg.runs_dir, source)
+                        cfg.runs_dir, source, seed=cfg.seed)
     progress, trainee = train(cfg, rid, run_dir, built, splits, device)
     model = trainee.eval_model
     metrics = _evaluate(cfg, model, x, y, cfg.eval.attacks, run_dir, device)

@@ -66,6 +66,18 @@ def test_resume_equals_uninterrupted(fast_cfg, tmp_path, monkeypatch):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.parametrize("source", ["none", "pretrain"])
+def test_numbers_do_not_depend_on_the_process_rng(fast_cfg, tmp_path, source):
+    """Whatever ran before in the process (other runs, other tests), a config gives one answer."""
+    over = (f"model.source={source}", "pretrain.epochs=1", "pretrain.train_subset=128")
+    cfgs = [replace(fast_cfg(*over), runs_dir=str(tmp_path / str(i))) for i in range(2)]
+    for i, cfg in enumerate(cfgs):
+        torch.manual_seed(1000 + i)
+        run(cfg)
+    a, b = _weights(cfgs[0]), _weights(cfgs[1])
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_seed_changes_the_numbers(fast_cfg):
     a, b = run(fast_cfg("seed=0")), run(fast_cfg("seed=1"))
     assert a["run_id"] != b["run_id"]

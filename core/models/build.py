@@ -13,6 +13,7 @@ from core.models.adapt import adapt_patch_kernel
 from core.models.families import Family, family_of, meta_model
 from core.models.normalize import Normalized
 from core.models.sources import Weights, load_weights
+from core.seeding import derive_seed, global_rngs
 
 
 @dataclass
@@ -44,14 +45,17 @@ def timm_kwargs(cfg: ModelCfg, img_size: int, num_classes: int) -> tuple[dict, F
 
 
 def build_model(cfg: ModelCfg, img_size: int, num_classes: int, runs_dir: str = "runs",
-                source: str | None = None) -> BuiltModel:
-    """`source` overrides cfg.source (the training entry resolves `pretrain` to `run:<id>`)."""
+                source: str | None = None, seed: int = 0) -> BuiltModel:
+    """`source` overrides cfg.source (the training entry resolves `pretrain` to `run:<id>`).
+    Random initialisation (the whole net, or a re-initialised head) draws from `seed`, never
+    from whatever the process's global RNG holds, so a run is the same in any process."""
     kwargs, family = timm_kwargs(cfg, img_size, num_classes)
     weights = load_weights(source or cfg.source, runs_dir)
-    if weights.state_dict is None:
-        net = timm.create_model(cfg.arch, pretrained=False, **kwargs)
-    else:
-        net = _create_with_weights(cfg, kwargs, family, weights)
+    with global_rngs(derive_seed(seed, "init")):
+        if weights.state_dict is None:
+            net = timm.create_model(cfg.arch, pretrained=False, **kwargs)
+        else:
+            net = _create_with_weights(cfg, kwargs, family, weights)
     mean = weights.mean or net.pretrained_cfg.get("mean")
     std = weights.std or net.pretrained_cfg.get("std")
     weights.mean, weights.std = tuple(mean), tuple(std)
