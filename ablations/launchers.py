@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import shutil
 import subprocess
@@ -215,6 +216,9 @@ def _wait_slurm(group: mf.Group, out: Launched, opts: LaunchOptions) -> None:
 
     folder = Path(opts.runs_dir) / SUBMITIT / "%j"
     ids = group.job_ids()
+    # Clusters without accounting make submitit warn at every poll; a job's result file is
+    # what says it finished, and `ablations.status` falls back to squeue.
+    logging.getLogger("submitit").setLevel(logging.ERROR)
     for rid in out.submitted:
         job = submitit.SlurmJob(folder=folder, job_id=ids[rid])
         try:

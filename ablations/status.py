@@ -38,20 +38,24 @@ def run_state(runs_dir: Path, run_id: str, slurm_state: str | None = None) -> st
 
 
 def slurm_states(job_ids: list[str]) -> dict[str, str]:
-    """job id -> SLURM state (from sacct), {} when SLURM cannot be asked."""
+    """job id -> SLURM state: sacct when the cluster keeps accounting, else squeue (queued
+    and running jobs; finished ones are judged from their run folders); {} when SLURM
+    cannot be asked."""
     if not job_ids:
         return {}
-    try:
-        out = subprocess.run(["sacct", "-n", "-P", "-X", "-o", "JobID,State", "-j",
-                              ",".join(job_ids)], capture_output=True, text=True, timeout=30,
-                             check=True).stdout
-    except (OSError, subprocess.SubprocessError):
-        return {}
-    states = {}
-    for line in out.splitlines():
-        jid, _, state = line.partition("|")
-        states[jid.strip()] = state.strip()
-    return states
+    for cmd in (["sacct", "-n", "-P", "-X", "-o", "JobID,State", "-j", ",".join(job_ids)],
+                ["squeue", "-h", "-r", "-o", "%i|%T"]):  # -j fails on ids that have left
+        try:
+            out = subprocess.run(cmd, capture_output=True, text=True, timeout=30,
+                                 check=True).stdout
+        except (OSError, subprocess.SubprocessError):
+            continue
+        states = {}
+        for line in out.splitlines():
+            jid, _, state = line.partition("|")
+            states[jid.strip()] = state.strip()
+        return {j: states[j] for j in job_ids if j in states}
+    return {}
 
 
 def log_tail(runs_dir: Path, run_id: str, job: dict | None, n: int = 5) -> list[str]:

@@ -9,8 +9,10 @@ paper's loop in the official code's style (the baseline for every speed claim):
 - at_step_vs_reference: reference step time / ours, data loading included (>= 1.3 on CPU).
 - pgd20_eval_vs_reference and pgd20_eval_speedup_vs_torchattacks: their PGD-20 evaluation
   time / ours on the same adversarially trained model, with every accuracy printed.
-- train_images_per_s: our AT training throughput; bf16_vs_fp32_attack_acc_delta: robust
-  accuracy against a bf16-autocast PGD-20 minus against fp32 (>0 would mean bf16 is weaker).
+- at_ard_prm_step_vs_reference, trades_step_vs_reference: the same with ARD+PRM in warm-up,
+  and for TRADES (the reference recomputes the clean softmax at every attack step).
+- train_images_per_s: our AT training throughput; bf16_vs_fp32_attack_acc_delta: accuracy
+  against our training attack under bf16 autocast minus under fp32 (>0: bf16 is weaker).
 The default model is the tiny ViT on digits (trained on first use, cached in runs/); other
 presets (e.g. --model vit_b16) use random CIFAR-shaped data, which is fine for speed.
 """
@@ -121,11 +123,14 @@ def random_images(n: int, size: int):
 
 
 def bench_steps(s: Setup, repeats: int) -> dict[str, float]:
+    """Ours against the bare loop and the reference loop: plain AT, AT with ARD+PRM in
+    warm-up (r = 0.5), TRADES. Every contender takes its own batches the way it would."""
     from core import reference as ref
 
     plain = replace(s.cfg, warmup_epochs=0.5)
     trainee, ours = s.our_step(plain)
     _, with_plugins = s.our_step(replace(plain, ard=True, prm=True))
+    _, trades = s.our_step(replace(plain, **{"method.name": "trades", "method.beta": 6.0}))
     net = trainee.model.net
     x, y = (s.images.images[:plain.batch_size].float() / 255).to(s.device), \
         s.images.labels[:plain.batch_size].to(s.device)
@@ -137,20 +142,38 @@ def bench_steps(s: Setup, repeats: int) -> dict[str, float]:
     ref_opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
     m, sd = torch.tensor(mean, device=s.device).view(3, 1, 1), torch.tensor(
         std, device=s.device).view(3, 1, 1)
-    eps, alpha, lower, upper = (8 / 255) / sd, (2 / 255) / sd, (0 - m) / sd, (1 - m) / sd
+    bounds = dict(eps=(8 / 255) / sd, alpha=(2 / 255) / sd, lower=(0 - m) / sd,
+                  upper=(1 - m) / sd)
+    from core.models.families import patch_grid
 
-    def reference() -> None:
-        xr, yr = next(ref_batches)
-        ref.reference_train_step(net, ref_opt, xr.to(s.device), yr.to(s.device), eps, alpha,
-                                 10, lower, upper)
+    patch = patch_grid(net)[1][0]
+
+    def reference(step=ref.reference_train_step, **kw):
+        def go() -> None:
+            xr, yr = next(ref_batches)
+            step(net, ref_opt, xr.to(s.device), yr.to(s.device), steps=10, **bounds, **kw)
+        return go
+
+    def reference_ard_prm() -> None:
+        hooks = ref.add_ard_hooks(list(net.blocks), 0.5)
+        try:
+            reference(prm=(patch, 0.5))()
+        finally:
+            for h in hooks:
+                h.remove()
 
     t = interleaved({"ours": ours, "bare": lambda: bare_at_step(bare_model, bare_opt, x, y),
-                     "ard_prm": with_plugins, "reference": reference}, repeats, s.device)
+                     "ard_prm": with_plugins, "reference": reference(),
+                     "reference_ard_prm": reference_ard_prm, "trades": trades,
+                     "reference_trades": reference(ref.reference_trades_step)},
+                    repeats, s.device)
     return {"at_step_seconds": t["ours"], "bare_step_seconds": t["bare"],
             "reference_step_seconds": t["reference"],
             "at_step_vs_bare_loop": t["ours"] / t["bare"],
             "ard_prm_overhead": t["ard_prm"] / t["ours"],
             "at_step_vs_reference": t["reference"] / t["ours"],
+            "at_ard_prm_step_vs_reference": t["reference_ard_prm"] / t["ard_prm"],
+            "trades_step_vs_reference": t["reference_trades"] / t["trades"],
             "train_images_per_s": plain.batch_size / t["ours"]}
 
 
@@ -206,8 +229,7 @@ def bench_eval(s: Setup, repeats: int) -> dict[str, float]:
 
     t = interleaved({"ours": ours, "torchattacks": theirs, "reference": reference},
                     max(3, repeats // 3), s.device)
-    with torch.autocast(s.device.type, dtype=torch.bfloat16):
-        bf16 = pgd_eval(model, x, y, attack, noise)[1].float().mean().item()
+    train_acc = {p: training_attack_acc(model, x, y, p) for p in ("fp32", "bf16")}
     return {"pgd20_ours_seconds": t["ours"], "pgd20_reference_seconds": t["reference"],
             "pgd20_torchattacks_seconds": t["torchattacks"],
             "pgd20_eval_vs_reference": t["reference"] / t["ours"],
@@ -215,7 +237,20 @@ def bench_eval(s: Setup, repeats: int) -> dict[str, float]:
             "pgd20_acc_ours": acc["ours"], "pgd20_acc_reference": acc["reference"],
             "pgd20_acc_torchattacks": acc["torchattacks"],
             "pgd20_attack_steps_skipped": skipped_fraction(model, x, y, attack, noise),
-            "bf16_vs_fp32_attack_acc_delta": bf16 - acc["ours"]}
+            "train_attack_acc_fp32": train_acc["fp32"], "train_attack_acc_bf16": train_acc["bf16"],
+            "bf16_vs_fp32_attack_acc_delta": train_acc["bf16"] - train_acc["fp32"]}
+
+
+def training_attack_acc(model, x, y, precision: str) -> float:
+    """Accuracy against our training attack (PGD-10) run at `precision`, judged in fp32."""
+    from core.attacks import PGD, cross_entropy, pgd_train
+    from core.training.precision import autocast
+
+    with autocast(precision, x.device):
+        x_adv = pgd_train(model, x, y, PGD(8 / 255, 2 / 255, 10, cross_entropy),
+                          torch.Generator(x.device).manual_seed(0))
+    with torch.no_grad():
+        return (model(x_adv).argmax(1) == y).float().mean().item()
 
 
 def skipped_fraction(model, x, y, attack, noise) -> float:

@@ -96,7 +96,7 @@ class EvalCfg:
     attacks: list[str] = field(default_factory=lambda: ["clean", "pgd20", "cw20", "pgd100", "aa"])
     n: int | None = None                 # test points for every attack (None: all)
     n_aa: int | None = None              # AutoAttack on the first n_aa of those (None: all)
-    batch_size: int = 256
+    batch_size: int | None = None        # None: from free GPU memory (CPU: 256)
     cw_kappa: float = 50.0
     curve_n: int = 500                   # fixed test subset for the per-epoch curve
     curve_attack: str = "pgd20"
@@ -134,7 +134,8 @@ class RunConfig:
     prm: bool = False
     warmup_epochs: float = 10.0          # w: ARD/PRM warm-up length in epochs
     prm_mask: str = "batch"              # batch: one mask per step for the batch (official)
-    precision: str = "fp32"              # fp32 | tf32 | bf16
+    precision: str = "fp32"              # fp32 | tf32 | bf16 (paper scale: bf16)
+    compile: bool = False                # torch.compile the network (GPUs; slower on CPU)
     seed: int = 0
     device: str = "auto"
     threads: int | None = None           # CPU threads for torch (None: torch's default)
@@ -143,12 +144,13 @@ class RunConfig:
     checkpoint_minutes: float = 10.0     # also save mid-epoch after this long
 
 
-# Fields that say where or how fast a run happens, not what it computes; and which attacks
+# Fields that say where or how fast a run happens, not what it computes (device, threads and
+# compile can change float rounding, as any change of kernels does); and which attacks
 # evaluate it, since a finished run can be asked for more (core.run evaluates only those).
 NON_SEMANTIC = {
     "runs_dir", "device", "threads", "progress", "checkpoint_minutes", "data.root",
     "data.num_workers", "eval.batch_size", "model.preset", "aug.preset", "eval.preset",
-    "eval.attacks", "eval.n_aa",
+    "eval.attacks", "eval.n_aa", "compile",
 }
 FRACTION_FIELDS = ("attack.eps", "attack.step_size")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from tqdm import tqdm
 from core.atomic import write_json
 from core.attacks import ATTACK_LOSSES, PGD, START, pgd_eval
 from core.attacks.autoattack import autoattack_correct
+from core.attacks.pgd import eval_mode
 from core.registry import Registry
 from core.seeding import generator
 
@@ -94,6 +96,28 @@ def aa_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     state = ctx.state_dir / "aa_state.json" if ctx.state_dir else None
     return autoattack_correct(model, x[:n], y[:n], ctx.eps, ctx.seed, ctx.batch_size,
                               ctx.device, state)
+
+
+def eval_batch_size(requested: int | None, model: nn.Module, image_shape: torch.Size,
+                    device: torch.device) -> int:
+    """`requested`, else on a GPU the largest power of two (32..4096) whose attack step fits
+    in 80% of the free memory, probed with one 32-example input gradient; else 256. Our PGD
+    and CW results do not depend on the batch (per-example starts; tested), AutoAttack's
+    starts do, so the batch used is recorded in the result."""
+    if requested:
+        return requested
+    if device.type != "cuda":
+        return 256
+    torch.cuda.synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    base = torch.cuda.memory_allocated(device)
+    probe = torch.rand(32, *image_shape, device=device, requires_grad=True)
+    with eval_mode(model):
+        torch.autograd.grad(model(probe).float().logsumexp(1).sum(), probe)
+    per_example = max((torch.cuda.max_memory_allocated(device) - base) / 32, 1.0)
+    free, _ = torch.cuda.mem_get_info(device)
+    fits = max(int(0.8 * free / per_example), 32)
+    return min(4096, 2 ** int(math.log2(fits)))
 
 
 def _batches(x: torch.Tensor, y: torch.Tensor, ctx: EvalContext, name: str):

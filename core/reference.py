@@ -2,10 +2,11 @@
 baseline every speed figure of `python -m core.bench` is measured against.
 
 From ../shared/paper-recipe.md, in the official code's style: fp32; a CPU DataLoader with
-per-image torchvision transforms and the normalisation in the data; attack steps that call
-loss.backward() (so weight gradients are built at every attack step); the PRM mask built by
-a Python loop over patches each step; ARD through module backward hooks; evaluation PGD that
-attacks every example for every step, weight gradients included.
+per-image torchvision transforms and the normalisation in the data (so eps and the image
+bounds are per-channel tensors); the PRM mask built by a Python loop over patches at every
+attack step; ARD through module backward hooks; TRADES recomputing the clean softmax at every
+attack step; evaluation PGD that runs the whole batch at every step and calls
+loss.backward(), so weight gradients are built too.
 """
 from __future__ import annotations
 
@@ -62,22 +63,45 @@ def add_ard_hooks(blocks: list[nn.Module], drop_rate: float) -> list:
 
 
 def reference_attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps, alpha,
-                     steps: int, lower, upper,
-                     prm: tuple[int, float] | None = None) -> torch.Tensor:
-    """PGD in normalised space with per-channel eps (official), loss.backward() each step."""
+                     steps: int, lower, upper, prm: tuple[int, float] | None = None,
+                     weight_grads: bool = False) -> torch.Tensor:
+    """PGD in normalised space with per-channel eps, as the official code does it: training
+    asks autograd for the input gradient; evaluation calls loss.backward() (weight gradients
+    too) and keeps attacking the whole batch, updating only still-correct examples."""
     delta = torch.zeros_like(x)
     for c in range(x.shape[1]):
         delta[:, c].uniform_(-eps[c].item(), eps[c].item())
     delta = torch.min(torch.max(delta, lower - x), upper - x).requires_grad_(True)
     for _ in range(steps):
         if prm is not None:
-            delta.data = delta.data * prm_mask_loop(x, *prm)
-        loss = F.cross_entropy(model(x + delta), y)
-        loss.backward()  # weight gradients too, as the official loop
-        grad = delta.grad.detach()
+            delta = delta * prm_mask_loop(x, *prm)
+        out = model(x + delta)
+        loss = F.cross_entropy(out, y)
+        if weight_grads:
+            loss.backward()
+            grad = delta.grad.detach()
+            delta.grad = None
+        else:
+            grad = torch.autograd.grad(loss, delta)[0].detach()
         d = torch.max(torch.min(delta + alpha * grad.sign(), eps), -eps)
-        delta.data = torch.min(torch.max(d, lower - x), upper - x)
-        delta.grad.zero_()
+        d = torch.min(torch.max(d, lower - x), upper - x)
+        if weight_grads:  # evaluation: only still-correct examples move
+            d = torch.where((out.argmax(1) == y).view(-1, 1, 1, 1), d, delta)
+        delta = d.detach().requires_grad_(True)
+    return delta.detach()
+
+
+def reference_trades_attack(model: nn.Module, x: torch.Tensor, eps, alpha, steps: int,
+                            lower, upper) -> torch.Tensor:
+    """The official TRADES attack: the clean softmax is recomputed at every step."""
+    delta = (0.001 * torch.randn_like(x))
+    delta = torch.min(torch.max(delta, lower - x), upper - x).requires_grad_(True)
+    for _ in range(steps):
+        kl = F.kl_div(F.log_softmax(model(x + delta), 1), F.softmax(model(x), 1),
+                      reduction="sum")
+        grad = torch.autograd.grad(kl, delta)[0]
+        d = torch.max(torch.min(delta + alpha * grad.sign(), eps), -eps)
+        delta = torch.min(torch.max(d, lower - x), upper - x).detach().requires_grad_(True)
     return delta.detach()
 
 
@@ -92,9 +116,22 @@ def reference_train_step(model, opt, x, y, eps, alpha, steps, lower, upper, prm=
     opt.step()
 
 
+def reference_trades_step(model, opt, x, y, eps, alpha, steps, lower, upper, beta=6.0) -> None:
+    model.eval()
+    delta = reference_trades_attack(model, x, eps, alpha, steps, lower, upper)
+    model.train()
+    logits = model(x)
+    kl = F.kl_div(F.log_softmax(model(x + delta), 1), F.softmax(model(x), 1), reduction="sum")
+    loss = F.cross_entropy(logits, y) + beta * kl / len(x)
+    opt.zero_grad()
+    loss.backward()
+    nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+
+
 def reference_pgd_eval(model, x, y, eps, alpha, steps, lower, upper) -> torch.Tensor:
     """Every example, every step, then one forward: per-example 'still correct'."""
     model.eval()
-    delta = reference_attack(model, x, y, eps, alpha, steps, lower, upper)
+    delta = reference_attack(model, x, y, eps, alpha, steps, lower, upper, weight_grads=True)
     with torch.no_grad():
         return model(x + delta).argmax(1) == y

@@ -30,7 +30,7 @@ from core.config import (
 from core.data import load_splits
 from core.data.images import stack
 from core.data.sets import Splits
-from core.evaluation import EvalContext, evaluate
+from core.evaluation import EvalContext, eval_batch_size, evaluate
 from core.models import build_model
 from core.provenance import code_version, machine, package_versions
 from core.training.loop import train
@@ -135,7 +135,9 @@ def _setup(cfg: RunConfig) -> tuple[torch.device, Splits, torch.Tensor, torch.Te
 
 def _evaluate(cfg: RunConfig, model, x, y, attacks: list[str], run_dir: Path,
               device: torch.device) -> dict:
-    ctx = EvalContext(eps=cfg.attack.eps, seed=cfg.seed, batch_size=cfg.eval.batch_size,
+    batch = eval_batch_size(cfg.eval.batch_size, model, x.shape[1:], device)
+    log.info("evaluation batch size %d", batch)
+    ctx = EvalContext(eps=cfg.attack.eps, seed=cfg.seed, batch_size=batch,
                       device=device, cw_kappa=cfg.eval.cw_kappa, n_aa=cfg.eval.n_aa,
                       state_dir=run_dir / "eval", progress=cfg.progress)
     return evaluate(model, x, y, attacks, ctx)

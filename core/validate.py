@@ -71,5 +71,5 @@ def _training(cfg: RunConfig) -> None:
     mixing = cfg.aug.mix_prob > 0 and (cfg.aug.mixup_alpha > 0 or cfg.aug.cutmix_alpha > 0)
     if mixing and cfg.batch_size % 2:
         raise ConfigError(f"batch_size={cfg.batch_size} is odd; Mixup/CutMix need an even batch")
-    if cfg.batch_size < 1 or cfg.eval.batch_size < 1:
+    if cfg.batch_size < 1 or (cfg.eval.batch_size is not None and cfg.eval.batch_size < 1):
         raise ConfigError("batch sizes must be >= 1")

@@ -26,13 +26,14 @@ from ablations.spec import get
 
 def running_jobs(job_ids: dict[str, str]) -> dict[str, str]:
     """run id -> job id of the grid's jobs SLURM reports as RUNNING."""
-    out = subprocess.run(["squeue", "-h", "-t", "RUNNING", "-o", "%i"], capture_output=True,
+    out = subprocess.run(["squeue", "-h", "-r", "-t", "RUNNING", "-o", "%i"], capture_output=True,
                          text=True).stdout.split()
     return {rid: jid for rid, jid in job_ids.items() if jid in out}
 
 
 def queued(job_ids: dict[str, str]) -> bool:
-    out = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True).stdout
+    out = subprocess.run(["squeue", "-h", "-r", "-o", "%i"], capture_output=True,
+                         text=True).stdout  # -r: one line per array task
     return any(jid in out.split() for jid in job_ids.values())
 
 

@@ -82,6 +82,7 @@ def test_attack_builds_no_weight_gradients_and_restores_modes(trained_model, tes
     try:
         pgd_train(model, x[:8], y[:8], _attack(steps=2), torch.Generator().manual_seed(0))
         assert all(p.grad is None for p in model.parameters())
+        assert all(p.requires_grad for p in model.parameters())  # unfrozen again
         assert model.training and model.net.blocks[1].training
         assert not model.net.blocks[0].training
     finally:
@@ -160,3 +161,22 @@ def test_autoattack_is_isolated_and_resumes(trained_model, test_batch, tmp_path,
     assert torch.equal(full, resumed)
     with torch.no_grad():
         assert 0 < full.float().mean() <= (model(x).argmax(1) == y).float().mean()
+
+
+def test_bf16_training_attack_is_not_weaker_than_fp32(trained_model, test_batch):
+    """The training attack under bf16 autocast finds adversarial examples as well as fp32:
+    accuracy against it is not higher by more than noise (and the attack does bite)."""
+    from core.training.precision import autocast
+
+    model, _ = trained_model
+    x, y = test_batch
+    acc = {}
+    for precision in ("fp32", "bf16"):
+        with autocast(precision, torch.device("cpu")):
+            x_adv = pgd_train(model, x, y, PGD(2 / 255, 0.5 / 255, 10, cross_entropy),
+                              torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            acc[precision] = (model(x_adv).argmax(1) == y).float().mean().item()
+            clean = (model(x).argmax(1) == y).float().mean().item()
+    assert acc["fp32"] < clean - 0.2, (clean, acc)
+    assert acc["bf16"] <= acc["fp32"] + 0.05, acc  # ~1.3 binomial SE on 128 examples

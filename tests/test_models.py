@@ -146,3 +146,35 @@ def test_unknown_source_kind_is_named(fast_cfg):
 
     with pytest.raises(ConfigError, match="valid: file, none, run, timm"):
         validate(fast_cfg("model.source=hub:abc"))
+
+
+SLOW_COMPILE = pytest.mark.compile_all  # minutes of inductor work each on 2 CPU cores
+
+
+@pytest.mark.parametrize("arch", ["vitadv_vit_micro",
+                                  pytest.param("vitadv_convit_micro", marks=SLOW_COMPILE),
+                                  pytest.param("vitadv_swin_micro", marks=SLOW_COMPILE)])
+def test_compiled_model_gives_the_same_logits_and_attack_gradients_with_ard_prm(arch):
+    """compile=true (nn.Module.compile, in place) keeps the numbers, ARD's gates and PRM."""
+    from core.attacks import PGD, Plugins, cross_entropy, pgd_train
+    from core.training.ard_prm import ARD, PRM
+
+    pytest.importorskip("torch._inductor")
+    built = build_model(ModelCfg(arch=arch, source="none"), 16, 10)
+    model = built.model.eval()
+    x = torch.rand(8, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    y = torch.arange(8) % 10
+    ard, prm = ARD(model.net, built.family), PRM(model.net)
+    attack = PGD(8 / 255, 2 / 255, 2, cross_entropy)
+
+    def adv() -> torch.Tensor:
+        g = torch.Generator().manual_seed(1)
+        plugins = Plugins(mask=prm.mask_fn(0.5, len(x), g, torch.device("cpu")),
+                          input_grad=lambda: ard.dropping(0.5, g))
+        return pgd_train(model, x, y, attack, g, plugins)
+
+    eager_logits, eager_adv = model(x).detach(), adv()
+    model.net.compile()
+    assert torch.allclose(model(x).detach(), eager_logits, atol=1e-4)
+    assert torch.equal(adv(), eager_adv)  # the same gates and masks, the same signs
+    assert set(model.state_dict()) == set(built.model.state_dict())

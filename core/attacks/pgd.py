@@ -1,8 +1,8 @@
 """The one L-inf PGD: training attacks, evaluation attacks, and the hooks ARD and PRM use.
 
 Pixels are in [0,1]; eps and step are in pixel units. The attack runs the model in eval
-mode, asks autograd for the input gradient only (no weight gradients are built), and puts
-every module back in the mode it found it in.
+mode with the weights frozen, asks autograd for the input gradient only (no weight gradients
+are built), and puts every module and weight back as it found them.
 """
 from __future__ import annotations
 
@@ -61,14 +61,20 @@ class Plugins:
 
 @contextlib.contextmanager
 def eval_mode(model: nn.Module) -> Iterator[None]:
-    """Eval mode for the attack; afterwards every module gets back its own mode."""
+    """Eval mode for the attack, with the weights frozen (autograd then keeps nothing it would
+    need for weight gradients); afterwards every module and weight is as it was."""
     modes = [(m, m.training) for m in model.modules()]
+    trainable = [p for p in model.parameters() if p.requires_grad]
     model.eval()
+    for p in trainable:
+        p.requires_grad_(False)
     try:
         yield
     finally:
         for m, mode in modes:
             m.training = mode
+        for p in trainable:
+            p.requires_grad_(True)
 
 
 def project(x: torch.Tensor, delta: torch.Tensor, eps: float) -> torch.Tensor:

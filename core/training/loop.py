@@ -77,6 +77,8 @@ class Trainee:
 
 def setup(cfg: RunConfig, built: BuiltModel, device: torch.device) -> Trainee:
     model = built.model.to(device)
+    if cfg.compile:
+        model.net.compile()  # in place: state-dict keys and ARD's hooks stay as they are
     ema = ModelEmaV3(model, decay=cfg.ema.decay) if cfg.ema.enabled else None
     ard = ARD(model.net, built.family) if cfg.ard else None
     prm = PRM(model.net, per_example=cfg.prm_mask == "example") if cfg.prm else None
@@ -235,7 +237,8 @@ def _curve_subset(splits: Splits, n: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _end_epoch(cfg: RunConfig, t: Trainee, progress: Progress, epoch: int, x: torch.Tensor,
                y: torch.Tensor, device: torch.device) -> None:
-    ctx = EvalContext(eps=cfg.attack.eps, seed=cfg.seed, batch_size=cfg.eval.batch_size,
+    ctx = EvalContext(eps=cfg.attack.eps, seed=cfg.seed,
+                      batch_size=cfg.eval.batch_size or min(256, len(y)),
                       device=device, cw_kappa=cfg.eval.cw_kappa)
     attacks = ["clean"] + ([cfg.eval.curve_attack] if cfg.method.name != "clean" else [])
     m = evaluate(t.eval_model, x, y, attacks, ctx)
