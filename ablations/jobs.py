@@ -47,8 +47,18 @@ def jobs_for(cells: list[Cell]) -> list[Job]:
             pcfg = normalise(pretrain_config(cell.cfg))
             pre.setdefault(run_id(pcfg), Job(pcfg, what="pretrain"))
             deps = (run_id(pcfg),)
-        out.setdefault(cell.run_id, Job(cell.cfg, deps))
+        seen = out.get(cell.run_id)
+        out[cell.run_id] = Job(_union_of_evaluations(seen.cfg, cell.cfg) if seen else cell.cfg,
+                               deps)
     return [*pre.values(), *out.values()]
+
+
+def _union_of_evaluations(a: RunConfig, b: RunConfig) -> RunConfig:
+    """One run shared by cells of several grids (same run id) is evaluated with every attack
+    any of them asks for, e.g. AutoAttack for the main table on an ablation's cell."""
+    attacks = list(dict.fromkeys([*a.eval.attacks, *b.eval.attacks]))
+    n_aa = None if None in (a.eval.n_aa, b.eval.n_aa) else max(a.eval.n_aa, b.eval.n_aa)
+    return replace(a, **{"eval.attacks": attacks, "eval.n_aa": n_aa})
 
 
 class RunJob(submitit.helpers.Checkpointable):

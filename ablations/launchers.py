@@ -25,7 +25,7 @@ from ablations import manifest as mf
 from ablations.jobs import Job, job_callable
 from core.errors import UserError
 from core.registry import Registry
-from core.run import FINISHED, read_result
+from core.run import FINISHED, covers, read_result
 
 SLURM_PROFILES = Path(__file__).resolve().parent.parent / "slurm" / "profiles"
 SUBMITIT = "_submitit"
@@ -53,11 +53,13 @@ LAUNCHERS: Registry[Callable[[list[Job], mf.Group, LaunchOptions], Launched]] = 
 
 
 def todo(jobs: list[Job]) -> tuple[list[Job], list[str]]:
-    """(jobs without a finished result, run ids of finished ones)."""
+    """(jobs to run, run ids of finished ones). A finished run that lacks an attack its job
+    asks for is a job again: it only evaluates the missing attacks on its saved weights."""
     left, done = [], []
     for j in jobs:
         r = read_result(j.run_dir)
-        (done.append(j.run_id) if r and r.get("status") in FINISHED else left.append(j))
+        finished = r and r.get("status") in FINISHED and covers(r, j.cfg)
+        (done.append(j.run_id) if finished else left.append(j))
     return left, done
 
 

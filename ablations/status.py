@@ -92,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs-dir", default="runs")
     a = p.parse_args(sys.argv[1:] if argv is None else argv)
     known = load_all()
+    a.names = [] if a.names == ["all"] else a.names  # `all`, as ablations.run takes it
     for n in a.names:
         if n not in known:
             print(f"error: unknown ablation '{n}'; valid: {', '.join(known.names())}",

@@ -117,3 +117,23 @@ def test_status_shows_failures_with_their_log(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "3 done, 6 failed" in text
     assert text.count("| core.errors.ConfigError: optim.name: unknown optimizer 'nosuch'") == 6
+
+
+def test_a_run_shared_by_grids_gets_every_attack_they_ask_for(tmp_path):
+    """The main table's cell is also an ablation's cell (one run id): it must get AutoAttack
+    even when the ablation, which does not ask for it, ran it first."""
+    from ablations.launchers import todo
+
+    main = expand(load_all().get("main_table"), "tiny", 1, [*SHRINK, f"runs_dir={tmp_path}"])
+    abl = expand(load_all().get("ard_prm"), "tiny", 1,
+                  [*SHRINK, f"runs_dir={tmp_path}"])
+    shared = {c.run_id for c in main} & {c.run_id for c in abl}
+    assert shared
+    rid = sorted(shared)[0]
+    job = next(j for j in jobs_for([*abl, *main]) if j.run_id == rid)
+    assert "aa" in job.cfg.eval.attacks and "aa" not in abl[0].cfg.eval.attacks
+    (tmp_path / rid).mkdir()
+    (tmp_path / rid / "result.json").write_text(json.dumps(
+        {"status": "done", "n_eval": 32, "metrics": {"clean_acc": 0.9, "pgd20_acc": 0.5}}))
+    left, done = todo([job])
+    assert [j.run_id for j in left] == [rid] and done == []
