@@ -185,11 +185,14 @@ def _extend_evaluation(cfg: RunConfig, run_dir: Path, result: dict) -> dict:
         wanted - set(EvalCfg().attacks))
     log.info("extending the evaluation of %s with %s", run_dir.name,
              [a for a in attacks if f"{a}_acc" not in result["metrics"]])
+    before = dict(result["metrics"])
     metrics = _evaluate(cfg, model.to(device), x, y, attacks, run_dir, device)
     for k in result["metrics"]:
         result.pop(k, None)
     result.update(metrics=metrics, **metrics)
     result["config"]["eval"].update(attacks=attacks, n_aa=cfg.eval.n_aa)
+    added = [a for a in attacks if f"{a}_acc" not in before]
+    result.setdefault("evaluations_added", []).append({"attacks": added, "code": code_version()})
     write_json(run_dir / RESULT, result)
     return read_result(run_dir)
 
