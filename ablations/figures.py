@@ -94,6 +94,14 @@ def learning_curves(ax, rows: pd.DataFrame, axes: list[str], runs_dir: Path, col
     ax.grid(alpha=0.3)
 
 
+def _subset(rows: pd.DataFrame, metric: str) -> str:
+    """', first N points' when AutoAttack saw fewer test points than the other attacks."""
+    if metric != "aa_acc" or "n_aa" not in rows or rows["n_aa"].dropna().empty:
+        return ""
+    n_aa, n_eval = int(rows["n_aa"].max()), int(rows["n_eval"].max())
+    return f", first {n_aa} points" if n_aa < n_eval else ""
+
+
 def ablation_figure(ab: Ablation, rows: pd.DataFrame, summary: pd.DataFrame, runs_dir: Path,
                     path: Path) -> None:
     scales = list(dict.fromkeys(rows["scale"]))
@@ -114,7 +122,8 @@ def ablation_figure(ab: Ablation, rows: pd.DataFrame, summary: pd.DataFrame, run
                 legend = bars(ax, summary[summary["scale"] == scale], axes, metric) or legend
             name = "PGD-20" if metric == "test_robust_acc" else "natural" \
                 if metric == "test_clean_acc" else LABELS.get(metric, metric)
-            ax.set_title(f"{name} ({scale} scale)", fontsize=10)
+            ax.set_title(f"{name} ({scale} scale{_subset(rows[rows['scale'] == scale], metric)})",
+                         fontsize=10)
         handles, labels = next((ax.get_legend_handles_labels() for ax in axs[i]
                                 if ax.get_legend_handles_labels()[0]), ([], []))
         if legend and handles:

@@ -71,7 +71,7 @@ def _version_warnings(ab: Ablation, df: pd.DataFrame) -> list[str]:
 def main_table(df_rows: pd.DataFrame, ab: Ablation) -> tuple[str, str]:
     """Markdown and LaTeX: model x the five attacks, mean +- std over seeds, in %."""
     summ = summary(df_rows, list(ab.axes_for("tiny")))
-    cols = ["clean_acc", "pgd20_acc", "cw20_acc", "pgd100_acc", "aa_acc"]
+    cols = ["clean_acc", "pgd20_acc", "cw20_acc", "pgd100_acc", "aa_acc", "robust_acc"]
     md, tex = ["# Main table", ""], []
     for scale, g in summ.groupby("scale", sort=False):
         md += [f"## {scale} scale", "", "| model | " + " | ".join(LABELS[c] for c in cols) +
@@ -84,8 +84,22 @@ def main_table(df_rows: pd.DataFrame, ab: Ablation) -> tuple[str, str]:
             tex.append(f"{r['model']} & " + " & ".join(c.replace("±", r"$\pm$") for c in cells)
                        + r" \\")
         tex += [r"\bottomrule", r"\end{tabular}", ""]
-        md.append("")
+        md += ["", _points_note(df_rows[df_rows["scale"] == scale]), ""]
     return "\n".join(md) + "\n", "\n".join(tex)
+
+
+def _points_note(rows: pd.DataFrame) -> str:
+    """Which test points each column is measured on: AutoAttack may see only a subset, so the
+    comparable column is the worst case, taken point by point on that subset."""
+    n_eval, n_aa = rows["n_eval"].dropna(), rows["n_aa"].dropna()
+    if n_eval.empty:
+        return ""
+    note = f"Natural, PGD-20, CW-20 and PGD-100 on {int(n_eval.max())} test points"
+    if not n_aa.empty and int(n_aa.max()) < int(n_eval.max()):
+        note += (f"; AutoAttack on the first {int(n_aa.max())} of them, where 'worst case' is "
+                 "the point-wise minimum over all five attacks (the column to compare AutoAttack "
+                 "with; on so few points its spread is large)")
+    return note + ". Mean ± std over seeds, in %."
 
 
 def _pm(r: pd.Series, metric: str) -> str:
