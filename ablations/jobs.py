@@ -74,7 +74,9 @@ class RunJob(submitit.helpers.Checkpointable):
         from core.run import run
 
         _exit_on_sigterm()
-        cfg = replace(from_dict(self.cfg), progress=False, threads=self.threads)
+        cfg = from_dict(self.cfg)
+        # a config that pins its threads (tiny scale: 1, for identical numbers) keeps them
+        cfg = replace(cfg, progress=False, threads=cfg.threads or self.threads)
         run_dir = Path(cfg.runs_dir) / run_id(cfg)
         try:
             result = run(cfg)

@@ -42,4 +42,4 @@ def package_versions() -> dict:
 def machine(device: torch.device) -> dict:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
     return {"host": platform.node(), "device": str(device), "device_name": name or "cpu",
-            "python": platform.python_version()}
+            "python": platform.python_version(), "threads": torch.get_num_threads()}
