@@ -25,7 +25,7 @@ from ablations import manifest as mf
 from ablations.jobs import Job, job_callable
 from core.errors import UserError
 from core.registry import Registry
-from core.run import FINISHED, covers, read_result
+from core.run import answers, read_result
 
 SLURM_PROFILES = Path(__file__).resolve().parent.parent / "slurm" / "profiles"
 SUBMITIT = "_submitit"
@@ -57,9 +57,7 @@ def todo(jobs: list[Job]) -> tuple[list[Job], list[str]]:
     asks for is a job again: it only evaluates the missing attacks on its saved weights."""
     left, done = [], []
     for j in jobs:
-        r = read_result(j.run_dir)
-        finished = r and r.get("status") in FINISHED and covers(r, j.cfg)
-        (done.append(j.run_id) if finished else left.append(j))
+        (done.append(j.run_id) if answers(read_result(j.run_dir), j.cfg) else left.append(j))
     return left, done
 
 
@@ -181,8 +179,9 @@ def slurm(jobs: list[Job], group: mf.Group, opts: LaunchOptions) -> Launched:
         raise UserError(f"--launcher slurm: {reason}")
     left, done = todo(jobs)
     out = Launched(skipped=done)
-    executor = slurm_executor(opts.runs_dir, load_profile(opts.profile))
-    threads = int(load_profile(opts.profile).get("cpus_per_task", 1))
+    profile = load_profile(opts.profile)
+    executor = slurm_executor(opts.runs_dir, profile)
+    threads = int(profile.get("cpus_per_task", 1))
     submitted: dict[str, str] = {}
     for stage in (["pretrain"], ["cell"]):
         batch = [j for j in left if j.what in stage]

@@ -98,16 +98,19 @@ def aa_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                               ctx.device, state)
 
 
+CPU_BATCH = 256  # evaluation batch when none is set and there is no GPU memory to size it by
+
+
 def eval_batch_size(requested: int | None, model: nn.Module, image_shape: torch.Size,
                     device: torch.device) -> int:
     """`requested`, else on a GPU the largest power of two (32..4096) whose attack step fits
-    in 80% of the free memory, probed with one 32-example input gradient; else 256. Our PGD
-    and CW results do not depend on the batch (per-example starts; tested), AutoAttack's
-    starts do, so the batch used is recorded in the result."""
+    in 80% of the free memory, probed with one 32-example input gradient; else CPU_BATCH. Our
+    PGD and CW results do not depend on the batch (per-example starts; tested), AutoAttack's
+    starts do, so core.run logs the batch used in the run's train.log."""
     if requested:
         return requested
     if device.type != "cuda":
-        return 256
+        return CPU_BATCH
     torch.cuda.synchronize(device)
     torch.cuda.reset_peak_memory_stats(device)
     base = torch.cuda.memory_allocated(device)

@@ -120,7 +120,7 @@ def reference_trades_step(model, opt, x, y, eps, alpha, steps, lower, upper, bet
     model.eval()
     delta = reference_trades_attack(model, x, eps, alpha, steps, lower, upper)
     model.train()
-    logits = model(x)
+    logits = model(x)  # and model(x) again below: the official loss computes it twice
     kl = F.kl_div(F.log_softmax(model(x + delta), 1), F.softmax(model(x), 1), reduction="sum")
     loss = F.cross_entropy(logits, y) + beta * kl / len(x)
     opt.zero_grad()

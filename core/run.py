@@ -101,12 +101,12 @@ def run(cfg: RunConfig) -> dict:
     validate(cfg)
     rid, run_dir = run_id(cfg), run_dir_of(cfg)
     done = read_result(run_dir)
-    if done is not None and done.get("status") in FINISHED and covers(done, cfg):
+    if answers(done, cfg):
         return done
     run_dir.mkdir(parents=True, exist_ok=True)
     with _exclusive(run_dir):  # a second job on the same config waits, then reuses the result
         done = read_result(run_dir)
-        if done is not None and done.get("status") in FINISHED and covers(done, cfg):
+        if answers(done, cfg):
             return done
         with _log_to(run_dir / LOG):
             if done is not None and done.get("status") in FINISHED:
@@ -114,6 +114,11 @@ def run(cfg: RunConfig) -> dict:
             write_text(run_dir / CONFIG, OmegaConf.to_yaml(OmegaConf.structured(cfg)))
             log.info("run %s in %s", rid, run_dir)
             return _train_and_evaluate(cfg, rid, run_dir)
+
+
+def answers(result: dict | None, cfg: RunConfig) -> bool:
+    """Whether `result` is finished and holds every evaluation `cfg` asks for: nothing to do."""
+    return result is not None and result.get("status") in FINISHED and covers(result, cfg)
 
 
 def covers(result: dict, cfg: RunConfig) -> bool:

@@ -21,7 +21,7 @@ from core.config import RunConfig
 from core.data import Mixer, RandAugment, Splits, crop_flip, steps_per_epoch, train_batches
 from core.data.sets import train_indices
 from core.errors import ConfigError
-from core.evaluation import EvalContext, evaluate
+from core.evaluation import CPU_BATCH, EvalContext, evaluate
 from core.models import BuiltModel
 from core.seeding import derive_seed, generator
 from core.training.ard_prm import ARD, PRM, ramp
@@ -238,7 +238,7 @@ def _curve_subset(splits: Splits, n: int) -> tuple[torch.Tensor, torch.Tensor]:
 def _end_epoch(cfg: RunConfig, t: Trainee, progress: Progress, epoch: int, x: torch.Tensor,
                y: torch.Tensor, device: torch.device) -> None:
     ctx = EvalContext(eps=cfg.attack.eps, seed=cfg.seed,
-                      batch_size=cfg.eval.batch_size or min(256, len(y)),
+                      batch_size=cfg.eval.batch_size or CPU_BATCH,  # small fixed subset
                       device=device, cw_kappa=cfg.eval.cw_kappa)
     attacks = ["clean"] + ([cfg.eval.curve_attack] if cfg.method.name != "clean" else [])
     m = evaluate(t.eval_model, x, y, attacks, ctx)
