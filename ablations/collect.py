@@ -1,20 +1,31 @@
-"""Tidy rows from run folders: one per launched cell, finished or not (never dropped)."""
+"""Tidy rows from run folders: one per launched cell, finished or not (never dropped).
+
+The metric columns are the registered evaluation attacks' (core.evaluation), in their order,
+then the worst case; an attack that runs on a subset also gets its count column (n_<name>).
+"""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 
 from ablations import manifest as mf
-from ablations.jobs import FAILURE
 from ablations.spec import Ablation
-from core.run import read_result
+from core.evaluation import EVAL_ATTACKS, WORST_CASE, metric_columns, worst_case
+from core.rundir import RunDir
 
-METRICS = ("clean_acc", "pgd20_acc", "cw20_acc", "pgd100_acc", "aa_acc", "robust_acc")
 STATUSES = ("done", "diverged", "failed", "missing")
-ID_COLUMNS = ("seed", "status", "run_id", "git_sha", "dirty", "n_eval", "n_aa",
-              "train_seconds", "images_per_s")
+FINISHED = ("done", "diverged")
+
+
+def metrics() -> list[str]:
+    return metric_columns()
+
+
+def id_columns() -> list[str]:
+    subsets = [a.count_column for a in EVAL_ATTACKS.values() if a.limit]
+    return ["seed", "status", "run_id", "git_sha", "dirty", "n_eval", *subsets,
+            "train_seconds", "images_per_s"]
 
 
 def rows(ab: Ablation, runs_dir: Path) -> pd.DataFrame:
@@ -26,46 +37,42 @@ def rows(ab: Ablation, runs_dir: Path) -> pd.DataFrame:
         for order, (rid, cell) in enumerate(mf.ordered_cells(m)):
             row = {"scale": scale, "order": order, **{a: cell["labels"].get(a) for a in axes},
                    "seed": cell["seed"], "run_id": rid}
-            row.update(_result_fields(runs_dir / rid, cell.get("attacks")))
+            row.update(_result_fields(RunDir.of(runs_dir, rid), cell.get("attacks")))
             out.append(row)
     df = pd.DataFrame(out)
     if df.empty:
         return df
-    axis_cols = list(dict.fromkeys(a for s in ("tiny", "paper") for a in ab.axes_for(s)))
-    cols = ["scale", *axis_cols, *ID_COLUMNS, *METRICS]
+    cols = ["scale", *ab.all_axes(), *id_columns(), *metrics()]
     df = df.sort_values(["scale", "order"], kind="stable")
     return df.reindex(columns=cols).reset_index(drop=True)
 
 
-def _result_fields(run_dir: Path, attacks: list[str] | None) -> dict:
+def _result_fields(run_dir: RunDir, attacks: list[str] | None) -> dict:
     """A run's fields for the table of a grid that asked for `attacks`: a run shared with
     another grid may hold more evaluations; only the asked-for ones count here, and the
-    worst case is taken over those (from the per-example flags in eval/)."""
-    r = read_result(run_dir)
+    worst case is taken over those (from the per-example flags the run keeps)."""
+    r = run_dir.read_result()
     if r is None:
-        return {"status": "failed" if (run_dir / FAILURE).is_file() else "missing"}
-    attacks = attacks or r["config"]["eval"]["attacks"]
-    accs = {f"{a}_acc": r.get(f"{a}_acc") for a in attacks}
-    return {"status": r["status"], "git_sha": r["code"]["git_sha"][:10],
-            "dirty": r["code"]["dirty"], "n_eval": r["n_eval"],
-            "n_aa": r.get("n_aa") if "aa" in attacks else None,
-            "train_seconds": r.get("train_seconds"), "images_per_s": r.get("train_images_per_s"),
-            **accs, "robust_acc": _worst_case(run_dir, attacks, r)}
+        return {"status": "failed" if run_dir.failure.is_file() else "missing"}
+    asked = attacks or r["config"]["eval"]["attacks"]
+    entries = [EVAL_ATTACKS.get(a) for a in asked if a in EVAL_ATTACKS]
+    fields = {"status": r["status"], "git_sha": r["code"]["git_sha"][:10],
+              "dirty": r["code"]["dirty"], "n_eval": r["n_eval"],
+              "train_seconds": r.get("train_seconds"),
+              "images_per_s": r.get("train_images_per_s")}
+    for a in entries:
+        fields[a.column] = r.get(a.column)
+        if a.limit:
+            fields[a.count_column] = r.get(a.count_column)
+    fields[WORST_CASE] = r.get(WORST_CASE)
+    if set(asked) != set(r["config"]["eval"]["attacks"]):
+        subset = worst_case(run_dir, asked)
+        fields[WORST_CASE] = fields[WORST_CASE] if subset is None else subset
+    return fields
 
 
-def _worst_case(run_dir: Path, attacks: list[str], result: dict) -> float | None:
-    paths = [run_dir / "eval" / f"{a}.json" for a in attacks]
-    if set(attacks) == set(result["config"]["eval"]["attacks"]) or not all(
-            p.is_file() for p in paths):
-        return result.get("robust_acc")
-    flags = [json.loads(p.read_text())["correct"] for p in paths]
-    n = min(len(f) for f in flags)
-    return sum(all(f[i] for f in flags) for i in range(n)) / n
-
-
-def curves(run_dir: Path) -> pd.DataFrame | None:
-    path = run_dir / "curve.csv"
-    return pd.read_csv(path) if path.is_file() else None
+def curves(run_dir: RunDir) -> pd.DataFrame | None:
+    return pd.read_csv(run_dir.curve) if run_dir.curve.is_file() else None
 
 
 def summary(df: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
@@ -74,8 +81,8 @@ def summary(df: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
     out = []
     for key, group in df.groupby(keys, sort=False, dropna=False):
         row = dict(zip(keys, key, strict=True))
-        finished = group[group["status"].isin(["done", "diverged"])]
-        for m in METRICS:
+        finished = group[group["status"].isin(FINISHED)]
+        for m in metrics():
             vals = finished[m].dropna().astype(float)
             row[f"{m}_mean"] = vals.mean() if len(vals) else float("nan")
             row[f"{m}_std"] = vals.std(ddof=1) if len(vals) > 1 else float("nan")

@@ -2,8 +2,8 @@
 
 Cost model, in forward passes F of one image (FLOPs counted by torch on the meta device):
 an attack step is a forward and an input-gradient backward (2F), a weight update 3F, so a
-PGD-k AT step is (2k + 3)F per image; TRADES and MART add a clean pass (3F). Evaluation:
-PGD-k (2k + 1)F per example, AutoAttack about 6000F per example (half of them robust).
+PGD-k AT step is (2k + 3)F per image, plus what the objective adds (its `extra_passes`);
+each evaluation attack says its own passes per example (core.evaluation).
 """
 from __future__ import annotations
 
@@ -16,11 +16,13 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ablations.jobs import Job
 from core.config import RunConfig
+from core.data.sets import DATASETS
 from core.errors import UserError
+from core.evaluation import EVAL_ATTACKS
+from core.training.objectives import objective_of
 
-EVAL_PASSES = {"clean": 1, "pgd20": 41, "cw20": 41, "pgd100": 201, "aa": 6000}
-EXTRA_UPDATE_PASSES = {"trades": 3, "mart": 3}
-TRAIN_SIZES = {"digits": (1437, 360), "cifar10": (50000, 10000), "imagenette": (9469, 3925)}
+UNKNOWN_SIZES = (10000, 1000)  # (train, test) images of a data set that is not here to count
+CURVE_PASSES = 42              # per curve point and epoch: natural + PGD-20
 
 
 @dataclass
@@ -49,24 +51,43 @@ def forward_flops(arch: str, img_size: int, patch: int | None, window: int | Non
     return float(counter.get_total_flops())
 
 
+def passes_per_image(cfg: RunConfig) -> float:
+    """Forward-pass equivalents of one training step per image."""
+    objective, _ = objective_of(cfg.method)
+    return (2 * cfg.attack.steps if objective.attacks else 0) + 3 + objective.extra_passes
+
+
 def job_flops(cfg: RunConfig) -> float:
     img = cfg.model.img_size or cfg.data.img_size
     f = forward_flops(cfg.model.arch, img, cfg.model.patch_size, cfg.model.window_size)
-    n_train, n_test = TRAIN_SIZES.get(cfg.data.name, (10000, 1000))
+    n_train, n_test = _data(cfg.data.name, cfg.data.root, cfg.data.img_size)[1]
     if cfg.data.train_subset:
         n_train = min(n_train, cfg.data.train_subset)
-    per_image = 3 if cfg.method.name == "clean" else 2 * cfg.attack.steps + 3
-    per_image += EXTRA_UPDATE_PASSES.get(cfg.method.name, 0)
-    train = cfg.epochs * n_train * per_image * f
-    curve = cfg.epochs * min(cfg.eval.curve_n, n_test) * 42 * f
+    train = cfg.epochs * n_train * passes_per_image(cfg) * f
+    curve = cfg.epochs * min(cfg.eval.curve_n, n_test) * CURVE_PASSES * f
     n_eval = min(cfg.eval.n or n_test, n_test)
-    evals = sum(EVAL_PASSES[a] * (min(cfg.eval.n_aa or n_eval, n_eval) if a == "aa" else n_eval)
-                for a in cfg.eval.attacks)
+    evals = sum(a.passes * a.points(cfg.eval, n_eval)
+                for a in map(EVAL_ATTACKS.get, cfg.eval.attacks))
     return train + curve + evals * f
 
 
-def check(job: Job, produced: set[str]) -> JobCheck:
+@functools.cache
+def _data(name: str, root: str | None, img_size: int) -> tuple[str | None, tuple[int, int]]:
+    """(why the data set cannot be read here or None, its (train, test) sizes: counted where
+    it is, else the data set's nominal sizes)."""
+    from core.config import DataCfg
+    from core.data import load_splits
+
+    try:
+        splits = load_splits(DataCfg(name=name, root=root, img_size=img_size))
+    except UserError as e:
+        return str(e), DATASETS.get(name).sizes or UNKNOWN_SIZES
+    return None, (len(splits.train), len(splits.test))
+
+
+def check(job: Job) -> JobCheck:
     """Problems (the job cannot run) and warnings (it needs something first)."""
+    from core.models.sources import source_of, weights_missing
     from core.validate import validate
 
     out = JobCheck(job, 0.0)
@@ -76,42 +97,14 @@ def check(job: Job, produced: set[str]) -> JobCheck:
     except UserError as e:
         out.problems.append(str(e))
         return out
-    data = _data_problem(job.cfg.data.name, job.cfg.data.root, job.cfg.data.img_size)
+    data = _data(job.cfg.data.name, job.cfg.data.root, job.cfg.data.img_size)[0]
     if data:
         out.problems.append(data)
-    weights = _weights_problem(job.cfg.model.source, job.cfg.runs_dir, produced)
-    if weights:
-        out.warnings.append(weights)
+    if source_of(job.cfg.model.source).needs(job.cfg) is None:  # else a job of the grid
+        weights = weights_missing(job.cfg.model.source, job.cfg.runs_dir)
+        if weights:
+            out.warnings.append(weights)
     return out
-
-
-@functools.cache
-def _data_problem(name: str, root: str | None, img_size: int) -> str | None:
-    from core.config import DataCfg
-    from core.data import load_splits
-
-    try:
-        load_splits(DataCfg(name=name, root=root, img_size=img_size))
-    except UserError as e:
-        return str(e)
-    return None
-
-
-def _weights_problem(source: str, runs_dir: str, produced: set[str]) -> str | None:
-    from pathlib import Path
-
-    from core.models.sources import cached_weights_file, split_source
-
-    kind, arg = split_source(source)
-    if kind == "timm" and cached_weights_file(arg) is None:
-        return (f"{source} is not in the local cache: the job needs internet, or run "
-                f"`python -m core.prefetch weights {arg}` first")
-    if kind == "file" and not Path(arg).expanduser().is_file():
-        return f"weights file {arg} does not exist"
-    finished = (Path(runs_dir) / arg / "weights.pth").is_file()
-    if kind == "run" and arg not in produced and not finished:
-        return f"run {arg} has no weights yet"
-    return None
 
 
 def cpu_flops_per_s(threads: int = 1) -> float:

@@ -10,8 +10,7 @@ from ablations.spec import get
 
 def report(name: str, scale: str, cells: list[Cell], jobs: list[Job], args) -> int:
     left, done = todo(jobs)
-    produced = {j.run_id for j in jobs}
-    checks = {j.run_id: check(j, produced) for j in jobs}
+    checks = {j.run_id: check(j) for j in jobs}
     print(f"{name} ({scale})" + ("" if name == "all" else f": {get(name).question}"))
     print(f"{len(cells)} cells, {len(jobs)} runs ({len(done)} finished, {len(left)} to run)")
     for j in jobs:

@@ -15,10 +15,11 @@ import pandas as pd  # noqa: E402
 
 from ablations.collect import curves  # noqa: E402
 from ablations.spec import Ablation  # noqa: E402
+from core.evaluation import EVAL_ATTACKS, NATURAL, attack_of, metric_label  # noqa: E402
+from core.rundir import RunDir  # noqa: E402
 
-LABELS = {"clean_acc": "natural", "pgd20_acc": "PGD-20", "cw20_acc": "CW-20",
-          "pgd100_acc": "PGD-100", "aa_acc": "AutoAttack", "robust_acc": "worst case"}
 COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+CURVE_COLUMNS = ("test_robust_acc", "test_clean_acc")  # curve.csv: the curve attack, natural
 
 
 def _cell_key(row: pd.Series, axes: list[str]) -> str:
@@ -52,8 +53,22 @@ def bars(ax, summary: pd.DataFrame, axes: list[str], metric: str) -> bool:
     return True
 
 
+def metric_bars(ax, summary: pd.DataFrame, axis: str, metrics: list[str]) -> None:
+    """x: the values of `axis`; one bar per metric (the main table's figure)."""
+    width = 0.8 / len(metrics)
+    for j, m in enumerate(metrics):
+        for i, (_, r) in enumerate(summary.iterrows()):
+            x = i + (j - (len(metrics) - 1) / 2) * width
+            _bar(ax, x, width, r, m, COLORS[j % len(COLORS)], metric_label(m) if i == 0 else None)
+    ax.set_xticks(range(len(summary)), summary[axis], rotation=30 if len(summary) > 5 else 0,
+                  ha="right" if len(summary) > 5 else "center")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.grid(axis="y", alpha=0.3)
+
+
 def _axis_style(ax, metric: str) -> None:
-    ax.set_ylabel(f"{LABELS.get(metric, metric)} accuracy (%)")
+    ax.set_ylabel(f"{metric_label(metric)} accuracy (%)")
     ax.set_ylim(0, 100)
     ax.grid(axis="y", alpha=0.3)
 
@@ -81,7 +96,7 @@ def _bar(ax, x: float, width: float, r: pd.Series, metric: str, color: str, labe
 def learning_curves(ax, rows: pd.DataFrame, axes: list[str], runs_dir: Path, column: str) -> None:
     """One line per cell (mean over seeds) of a curve.csv column against the epoch."""
     for j, (key, g) in enumerate(rows.groupby(axes, sort=False, dropna=False)):
-        frames = [c for rid in g["run_id"] if (c := curves(runs_dir / rid)) is not None]
+        frames = [c for rid in g["run_id"] if (c := curves(RunDir.of(runs_dir, rid))) is not None]
         label = " / ".join(map(str, key if isinstance(key, tuple) else (key,)))
         if not frames:
             ax.plot([], [], label=f"{label} (missing)", color=COLORS[j % len(COLORS)])
@@ -95,42 +110,66 @@ def learning_curves(ax, rows: pd.DataFrame, axes: list[str], runs_dir: Path, col
 
 
 def _subset(rows: pd.DataFrame, metric: str) -> str:
-    """', first N points' when AutoAttack saw fewer test points than the other attacks."""
-    if metric != "aa_acc" or "n_aa" not in rows or rows["n_aa"].dropna().empty:
+    """', first N points' when the metric's attack saw fewer test points than the others."""
+    attack = attack_of(metric)
+    col = attack.count_column if attack and attack.limit else None
+    if col is None or col not in rows or rows[col].dropna().empty:
         return ""
-    n_aa, n_eval = int(rows["n_aa"].max()), int(rows["n_eval"].max())
-    return f", first {n_aa} points" if n_aa < n_eval else ""
+    n, n_eval = int(rows[col].max()), int(rows["n_eval"].max())
+    return f", first {n} points" if n < n_eval else ""
+
+
+def asked_metrics(rows: pd.DataFrame) -> list[str]:
+    """The metric columns some run of `rows` holds, in the registry's order."""
+    from ablations.collect import metrics
+
+    return [m for m in metrics() if m in rows and rows[m].notna().any()]
+
+
+def _curve_label(rows: pd.DataFrame, runs_dir: Path, column: str) -> str:
+    """The attack behind a curve.csv column, as the runs' configs say."""
+    if column != CURVE_COLUMNS[0]:
+        return EVAL_ATTACKS.get(NATURAL).label
+    for rid in rows["run_id"]:
+        result = RunDir.of(runs_dir, rid).read_result()
+        if result:
+            return EVAL_ATTACKS.get(result["config"]["eval"]["curve_attack"]).label
+    return column
 
 
 def ablation_figure(ab: Ablation, rows: pd.DataFrame, summary: pd.DataFrame, runs_dir: Path,
                     path: Path) -> None:
     scales = list(dict.fromkeys(rows["scale"]))
-    panels = _panels(ab)
+    panels = _panels(ab, rows)
     fig, axs = plt.subplots(len(scales), len(panels), squeeze=False,
-                            figsize=(4.2 * len(panels) + 1.6, 3.6 * len(scales)))
+                            figsize=(4.2 * len(panels) + 1.6 + 2.5 * (ab.figure == "table"),
+                                     3.6 * len(scales)))
     for i, scale in enumerate(scales):
-        axes = list(ab.axes_for(scale))
+        axes, scale_rows = list(ab.axes_for(scale)), rows[rows["scale"] == scale]
         legend = False
         for k, (kind, metric) in enumerate(panels):
             ax = axs[i][k]
+            if kind == "table":
+                metric_bars(ax, summary[summary["scale"] == scale], axes[0],
+                            asked_metrics(scale_rows))
+                ax.set_title(f"{scale} scale{_subsets(scale_rows)}", fontsize=10)
+                legend = True
+                continue
             if kind == "curve":
-                learning_curves(ax, rows[rows["scale"] == scale], axes, runs_dir, metric)
-                ax.set_ylabel(f"test {'PGD-20' if 'robust' in metric else 'natural'} "
-                              "accuracy (%)")
+                learning_curves(ax, scale_rows, axes, runs_dir, metric)
+                name = _curve_label(scale_rows, runs_dir, metric)
+                ax.set_ylabel(f"test {name} accuracy (%)")
                 legend = legend or k == 0
             else:
                 legend = bars(ax, summary[summary["scale"] == scale], axes, metric) or legend
-            name = "PGD-20" if metric == "test_robust_acc" else "natural" \
-                if metric == "test_clean_acc" else LABELS.get(metric, metric)
-            ax.set_title(f"{name} ({scale} scale{_subset(rows[rows['scale'] == scale], metric)})",
-                         fontsize=10)
+                name = metric_label(metric)
+            ax.set_title(f"{name} ({scale} scale{_subset(scale_rows, metric)})", fontsize=10)
         handles, labels = next((ax.get_legend_handles_labels() for ax in axs[i]
                                 if ax.get_legend_handles_labels()[0]), ([], []))
         if legend and handles:
+            title = {"curve": " / ".join(axes), "table": "attack"}.get(panels[0][0], axes[-1])
             axs[i][-1].legend(handles, labels, fontsize=7, loc="upper left",
-                              bbox_to_anchor=(1.02, 1),
-                              title=" / ".join(axes) if panels[0][0] == "curve" else axes[-1],
-                              title_fontsize=7)
+                              bbox_to_anchor=(1.02, 1), title=title, title_fontsize=7)
     fig.suptitle(ab.question, fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -140,10 +179,21 @@ def ablation_figure(ab: Ablation, rows: pd.DataFrame, summary: pd.DataFrame, run
     tmp.replace(path)
 
 
-def _panels(ab: Ablation) -> list[tuple[str, str]]:
-    if ab.figure == "curves":
-        return [("curve", "test_robust_acc"), ("curve", "test_clean_acc"),
-                ("bar", "pgd20_acc")]
+def _subsets(rows: pd.DataFrame) -> str:
+    """'; AutoAttack: first N points' for every metric measured on a subset."""
+    notes = [f"{metric_label(m)}: {_subset(rows, m).removeprefix(', ')}"
+             for m in asked_metrics(rows) if _subset(rows, m)]
+    return "".join(f"; {n}" for n in notes)
+
+
+def _panels(ab: Ablation, rows: pd.DataFrame) -> list[tuple[str, str]]:
+    """The main table: one grouped panel of every metric; a question: natural accuracy and
+    its claims' metrics (as learning curves too, for `curves`)."""
     if ab.figure == "table":
-        return [("bar", m) for m in ("clean_acc", "pgd20_acc", "aa_acc")]
-    return [("bar", "clean_acc"), ("bar", "pgd20_acc")]
+        return [("table", "")]
+    natural = EVAL_ATTACKS.get(NATURAL).column
+    claimed = [m for m in asked_metrics(rows) if m in {c.metric for c in ab.claims}]
+    bars_ = [("bar", m) for m in dict.fromkeys([natural, *claimed])]
+    if ab.figure == "curves":
+        return [("curve", c) for c in CURVE_COLUMNS] + [b for b in bars_ if b[1] != natural]
+    return bars_

@@ -6,15 +6,14 @@ import signal
 import threading
 import traceback
 from dataclasses import dataclass
-from pathlib import Path
 
 import submitit
 
 from ablations.grid import Cell
-from core.atomic import write_json
-from core.config import RunConfig, from_dict, replace, run_id, to_dict
-
-FAILURE = "failure.json"
+from core.config import RunConfig, from_dict, normalise, replace, run_id, to_dict
+from core.evaluation import EVAL_ATTACKS
+from core.models.sources import source_of
+from core.rundir import RunDir
 
 
 @dataclass(frozen=True)
@@ -30,21 +29,20 @@ class Job:
         return run_id(self.cfg)
 
     @property
-    def run_dir(self) -> Path:
-        return Path(self.cfg.runs_dir) / self.run_id
+    def run_dir(self) -> RunDir:
+        return RunDir.of(self.cfg.runs_dir, self.run_id)
 
 
 def jobs_for(cells: list[Cell]) -> list[Job]:
-    """The runs a grid needs, each once: pretraining runs first, then the cells."""
-    from core.config import normalise
-    from core.run import pretrain_config
-
+    """The runs a grid needs, each once: the runs their weight sources need first (the
+    clean pretraining of `pretrain`), then the cells."""
     pre: dict[str, Job] = {}
     out: dict[str, Job] = {}
     for cell in cells:
         deps: tuple[str, ...] = ()
-        if cell.cfg.model.source == "pretrain":
-            pcfg = normalise(pretrain_config(cell.cfg))
+        needed = source_of(cell.cfg.model.source).needs(cell.cfg)
+        if needed is not None:
+            pcfg = normalise(needed)
             pre.setdefault(run_id(pcfg), Job(pcfg, what="pretrain"))
             deps = (run_id(pcfg),)
         seen = out.get(cell.run_id)
@@ -57,14 +55,17 @@ def _union_of_evaluations(a: RunConfig, b: RunConfig) -> RunConfig:
     """One run shared by cells of several grids (same run id) is evaluated with every attack
     any of them asks for, e.g. AutoAttack for the main table on an ablation's cell."""
     attacks = list(dict.fromkeys([*a.eval.attacks, *b.eval.attacks]))
-    n_aa = None if None in (a.eval.n_aa, b.eval.n_aa) else max(a.eval.n_aa, b.eval.n_aa)
-    return replace(a, **{"eval.attacks": attacks, "eval.n_aa": n_aa})
+    changes = {"eval.attacks": attacks}
+    for limit in {EVAL_ATTACKS.get(x).limit for x in attacks} - {None}:
+        caps = (getattr(a.eval, limit), getattr(b.eval, limit))
+        changes[f"eval.{limit}"] = None if None in caps else max(caps)
+    return replace(a, **changes)
 
 
 class RunJob(submitit.helpers.Checkpointable):
     """Runs one config in a submitit job. On preemption or time-out submitit calls
     `checkpoint()`, which requeues this same call; the run then resumes from its checkpoint.
-    A failure leaves failure.json (with the traceback) in the run folder, and re-raises."""
+    A failure leaves its record (with the traceback) in the run folder, and re-raises."""
 
     def __init__(self, cfg: dict, threads: int | None = None) -> None:
         self.cfg = cfg
@@ -77,15 +78,13 @@ class RunJob(submitit.helpers.Checkpointable):
         cfg = from_dict(self.cfg)
         # a config that pins its threads (tiny scale: 1, for identical numbers) keeps them
         cfg = replace(cfg, progress=False, threads=cfg.threads or self.threads)
-        run_dir = Path(cfg.runs_dir) / run_id(cfg)
+        run_dir = RunDir.of(cfg.runs_dir, run_id(cfg))
         try:
             result = run(cfg)
         except Exception as e:  # an interruption (requeue, kill) is not a failure
-            run_dir.mkdir(parents=True, exist_ok=True)
-            write_json(run_dir / FAILURE, {"error": f"{type(e).__name__}: {e}",
-                                           "traceback": traceback.format_exc()[-4000:]})
+            run_dir.record_failure(f"{type(e).__name__}: {e}", traceback.format_exc()[-4000:])
             raise
-        (run_dir / FAILURE).unlink(missing_ok=True)
+        run_dir.clear_failure()
         return {"run_id": result["run_id"], "status": result["status"]}
 
 

@@ -25,7 +25,7 @@ from ablations import manifest as mf
 from ablations.jobs import Job, job_callable
 from core.errors import UserError
 from core.registry import Registry
-from core.run import answers, read_result
+from core.run import answers
 
 SLURM_PROFILES = Path(__file__).resolve().parent.parent / "slurm" / "profiles"
 SUBMITIT = "_submitit"
@@ -57,7 +57,7 @@ def todo(jobs: list[Job]) -> tuple[list[Job], list[str]]:
     asks for is a job again: it only evaluates the missing attacks on its saved weights."""
     left, done = [], []
     for j in jobs:
-        (done.append(j.run_id) if answers(read_result(j.run_dir), j.cfg) else left.append(j))
+        (done.append(j.run_id) if answers(j.run_dir.read_result(), j.cfg) else left.append(j))
     return left, done
 
 
@@ -66,11 +66,11 @@ def debug(jobs: list[Job], group: mf.Group, opts: LaunchOptions) -> Launched:
     left, done = todo(jobs)
     out = Launched(skipped=done)
     for j in left:
-        group.record_job(j.run_id, "debug", "in-process", str(j.run_dir / "train.log"), j.what)
+        group.record_job(j.run_id, "debug", "in-process", str(j.run_dir.log), j.what)
         out.submitted.append(j.run_id)
         try:
             job_callable(j, opts.threads)()
-        except Exception as e:  # recorded in failure.json by the job; the grid goes on
+        except Exception as e:  # the job records it in its run folder; the grid goes on
             out.failed.append(j.run_id)
             opts.on_event(f"failed {j.run_id}: {type(e).__name__}: {e}")
     group.save(opts.runs_dir)

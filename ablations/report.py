@@ -3,8 +3,9 @@
     python -m ablations.report [NAME ...] [--runs-dir runs] [--out results]
 
 Writes, each atomically: results/<name>.csv (one row per launched run), <name>_summary.csv
-(mean, std, n over seeds), figures/<name>.png, main_table.md and .tex, claims.md, and a
-README saying where each table comes from. Only this command writes results/.
+(mean, std, n over seeds), figures/<name>.png, <name>.md and .tex for a table question (the
+main table), claims.md, and a README saying where each table comes from. Only this command
+writes results/.
 """
 from __future__ import annotations
 
@@ -15,11 +16,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from ablations.collect import METRICS, rows, summary
-from ablations.figures import LABELS, ablation_figure
+from ablations.collect import metrics, rows, summary
+from ablations.figures import ablation_figure, asked_metrics
 from ablations.spec import Ablation, load_all
 from ablations.verdicts import Verdict, judge
 from core.atomic import write_text
+from core.evaluation import attack_of, metric_label
 
 DECIMALS = 6
 
@@ -34,11 +36,14 @@ def report_one(ab: Ablation, runs_dir: Path, out: Path) -> tuple[list[Verdict], 
     df = rows(ab, runs_dir)
     if df.empty:
         return [], []
-    axes = list(dict.fromkeys(a for s in ("tiny", "paper") for a in ab.axes_for(s)))
-    summ = summary(df, axes)
+    summ = summary(df, ab.all_axes())
     write_text(out / f"{ab.name}.csv", csv_text(df))
     write_text(out / f"{ab.name}_summary.csv", csv_text(summ))
     ablation_figure(ab, df, summ, runs_dir, out / "figures" / f"{ab.name}.png")
+    if ab.figure == "table":
+        md, tex = main_table(df, ab)
+        write_text(out / f"{ab.name}.md", md)
+        write_text(out / f"{ab.name}.tex", tex)
     verdicts = [judge(c, df, ab, scale) for scale in dict.fromkeys(df["scale"])
                 for c in ab.claims if scale in c.scales]
     return verdicts, _version_warnings(ab, df)
@@ -69,37 +74,51 @@ def _version_warnings(ab: Ablation, df: pd.DataFrame) -> list[str]:
 
 
 def main_table(df_rows: pd.DataFrame, ab: Ablation) -> tuple[str, str]:
-    """Markdown and LaTeX: model x the five attacks, mean +- std over seeds, in %."""
-    summ = summary(df_rows, list(ab.axes_for("tiny")))
-    cols = ["clean_acc", "pgd20_acc", "cw20_acc", "pgd100_acc", "aa_acc", "robust_acc"]
+    """Markdown and LaTeX: model x every attack the grid asked for (and the worst case), mean
+    +- std over seeds, in %."""
+    summ = summary(df_rows, ab.all_axes())
     md, tex = ["# Main table", ""], []
     for scale, g in summ.groupby("scale", sort=False):
-        md += [f"## {scale} scale", "", "| model | " + " | ".join(LABELS[c] for c in cols) +
-               " | seeds |", "|---|" + "---:|" * (len(cols) + 1)]
+        scale_rows = df_rows[df_rows["scale"] == scale]
+        cols, axis = asked_metrics(scale_rows), list(ab.axes_for(scale))[0]
+        labels = [metric_label(c) for c in cols]
+        md += [f"## {scale} scale", "", f"| {axis} | " + " | ".join(labels) + " | seeds |",
+               "|---|" + "---:|" * (len(cols) + 1)]
         tex += [f"% {scale} scale", r"\begin{tabular}{l" + "r" * len(cols) + "}", r"\toprule",
-                "Model & " + " & ".join(LABELS[c] for c in cols) + r" \\", r"\midrule"]
+                f"{axis.capitalize()} & " + " & ".join(labels) + r" \\", r"\midrule"]
         for _, r in g.iterrows():
             cells = [_pm(r, c) for c in cols]
-            md.append(f"| {r['model']} | " + " | ".join(cells) + f" | {int(r['clean_acc_n'])} |")
-            tex.append(f"{r['model']} & " + " & ".join(c.replace("±", r"$\pm$") for c in cells)
+            n = int(r[f"{cols[0]}_n"]) if cols else 0
+            md.append(f"| {r[axis]} | " + " | ".join(cells) + f" | {n} |")
+            tex.append(f"{r[axis]} & " + " & ".join(c.replace("±", r"$\pm$") for c in cells)
                        + r" \\")
         tex += [r"\bottomrule", r"\end{tabular}", ""]
-        md += ["", _points_note(df_rows[df_rows["scale"] == scale]), ""]
+        md += ["", _points_note(scale_rows, cols), ""]
     return "\n".join(md) + "\n", "\n".join(tex)
 
 
-def _points_note(rows: pd.DataFrame) -> str:
-    """Which test points each column is measured on: AutoAttack may see only a subset, so the
+def _points_note(rows: pd.DataFrame, cols: list[str]) -> str:
+    """Which test points each column is measured on: an attack may see only a subset, so the
     comparable column is the worst case, taken point by point on that subset."""
-    n_eval, n_aa = rows["n_eval"].dropna(), rows["n_aa"].dropna()
+    n_eval = rows["n_eval"].dropna()
     if n_eval.empty:
         return ""
-    note = f"Natural, PGD-20, CW-20 and PGD-100 on {int(n_eval.max())} test points"
-    if not n_aa.empty and int(n_aa.max()) < int(n_eval.max()):
-        note += (f"; AutoAttack on the first {int(n_aa.max())} of them, where 'worst case' is "
-                 "the point-wise minimum over all five attacks (the column to compare AutoAttack "
+    n = int(n_eval.max())
+    attacks = [a for c in cols if (a := attack_of(c)) is not None]
+    subsets = {a: int(rows[a.count_column].max()) for a in attacks
+               if a.limit and a.count_column in rows and rows[a.count_column].notna().any()}
+    subsets = {a: k for a, k in subsets.items() if k < n}
+    full = [a.label for a in attacks if a not in subsets]
+    note = f"{_join(full)} on {n} test points"
+    for a, k in subsets.items():
+        note += (f"; {a.label} on the first {k} of them, where 'worst case' is the point-wise "
+                 f"minimum over all {len(attacks)} attacks (the column to compare {a.label} "
                  "with; on so few points its spread is large)")
     return note + ". Mean ± std over seeds, in %."
+
+
+def _join(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def _pm(r: pd.Series, metric: str) -> str:
@@ -133,7 +152,7 @@ def claims_md(all_verdicts: dict[str, list[Verdict]], warnings: list[str]) -> st
             spread = "–" if v.spread is None else f"{v.spread:.2f}"
             se = "–" if v.se is None else f"{v.se:.2f}"
             lines.append(f"| {c.id}: {c.text} ({', '.join(c.treatment)} vs {c.control}, "
-                         f"{c.direction}) | {v.scale} | {LABELS.get(c.metric, c.metric)} | "
+                         f"{c.direction}) | {v.scale} | {metric_label(c.metric)} | "
                          f"{fmt(v.effect)} | {spread} | {se} | {v.n_pairs} | **{v.verdict}** | "
                          f"{v.note} |")
         lines.append("")
@@ -148,12 +167,14 @@ def readme(names: list[str]) -> str:
              "| file | source |", "|---|---|"]
     for n in names:
         lines.append(f"| `{n}.csv`, `{n}_summary.csv`, `figures/{n}.png` | grid `{n}` "
-                     f"(ablations/{n}.py): one row per launched run; mean/std/n over seeds |")
-    lines += ["| `main_table.md`, `main_table.tex` | grid `main_table`, all five attacks |",
-              "| `claims.md` | every claim's paired effect and verdict (ablations/verdicts.py) |",
+                     f"(ablations/questions/{n}.py): one row per launched run; mean/std/n over "
+                     "seeds |")
+        if load_all().get(n).figure == "table":
+            lines.append(f"| `{n}.md`, `{n}.tex` | grid `{n}`, every attack it asks for |")
+    lines += ["| `claims.md` | every claim's paired effect and verdict (ablations/verdicts.py) |",
               "", "Columns: the grid's axes, `seed`, `status` (done / diverged / failed / "
               "missing), `run_id`, `git_sha`/`dirty` (code version of the run), `n_eval`, "
-              f"and the accuracies ({', '.join(METRICS)}) as fractions.", ""]
+              f"and the accuracies ({', '.join(metrics())}) as fractions.", ""]
     return "\n".join(lines)
 
 
@@ -177,10 +198,6 @@ def main(argv: list[str] | None = None) -> int:
         ab = registry.get(name)
         if name in names:
             verdicts[name], w = report_one(ab, runs_dir, out)
-            if name == "main_table" and not (df := rows(ab, runs_dir)).empty:
-                md, tex = main_table(df, ab)
-                write_text(out / "main_table.md", md)
-                write_text(out / "main_table.tex", tex)
         else:
             verdicts[name], w = verdicts_only(ab, runs_dir)
         warnings += w

@@ -1,6 +1,13 @@
-"""What an ablation declares: the question, its grid, the claim it tests (and the registry)."""
+"""What a question declares: its grid and the claims it tests; the registry of questions.
+
+Questions live in ablations/questions/, one module each exporting `ABLATION`; they are
+discovered, and each is named by its module.
+"""
 from __future__ import annotations
 
+import dataclasses
+import importlib
+import pkgutil
 from dataclasses import dataclass, field
 
 from core.registry import Registry
@@ -8,7 +15,7 @@ from core.registry import Registry
 Axis = dict[str, list[str]]  # value label -> Hydra overrides
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Claim:
     """An expected effect of `treatment` over `control` on `metric`, per `group` value.
 
@@ -29,9 +36,8 @@ class Claim:
     scales: tuple[str, ...] = ("paper", "tiny")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Ablation:
-    name: str
     question: str
     axes: dict[str, Axis]
     claims: tuple[Claim, ...]
@@ -40,8 +46,9 @@ class Ablation:
     tiny_base: tuple[str, ...] = ()
     exclude: tuple[dict[str, str], ...] = ()  # label combinations that are not cells
     eval: str = "ablation"              # the eval preset (attacks); the scale sets sizes
-    figure: str = "bars"                # bars | curves | table
+    figure: str = "bars"                # bars | curves | table (the main table: one per scale)
     seeds: int = 1                      # default number of seeds
+    name: str = ""                      # its module's name, set when it is discovered
 
     def axes_for(self, scale: str) -> dict[str, Axis]:
         return {**self.axes, **self.tiny_axes} if scale == "tiny" else dict(self.axes)
@@ -49,22 +56,22 @@ class Ablation:
     def base_for(self, scale: str) -> tuple[str, ...]:
         return self.base + self.tiny_base if scale == "tiny" else self.base
 
-    def metrics(self) -> set[str]:
-        return {c.metric for c in self.claims}
+    def all_axes(self) -> list[str]:
+        """The axis names of both scales, in order."""
+        return list(dict.fromkeys(a for s in ("tiny", "paper") for a in self.axes_for(s)))
 
 
 ABLATIONS: Registry[Ablation] = Registry("ablation")
 
-MODULES = ("pretraining", "gradient_clipping", "epochs", "augmentation", "optimizer", "ard_prm",
-           "methods", "warmup", "main_table")
-
 
 def load_all() -> Registry[Ablation]:
-    """Import every ablation module (each registers its one Ablation)."""
-    import importlib
+    """Discover every question module in ablations/questions (each exports ABLATION)."""
+    from ablations import questions
 
-    for m in MODULES:
-        importlib.import_module(f"ablations.{m}")
+    for info in pkgutil.iter_modules(questions.__path__):
+        if info.name not in ABLATIONS:
+            module = importlib.import_module(f"{questions.__name__}.{info.name}")
+            ABLATIONS.add(info.name, dataclasses.replace(module.ABLATION, name=info.name))
     return ABLATIONS
 
 

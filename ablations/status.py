@@ -6,7 +6,6 @@ jobs are asked about with sacct; local ones are judged from their run folders.
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import time
@@ -14,9 +13,8 @@ from collections import Counter
 from pathlib import Path
 
 from ablations import manifest as mf
-from ablations.jobs import FAILURE
 from ablations.spec import load_all
-from core.run import read_result
+from core.rundir import RunDir
 
 SLURM_STATES = {"PENDING": "pending", "CONFIGURING": "pending", "REQUEUED": "pending",
                 "REQUEUE_HOLD": "pending", "RUNNING": "running", "COMPLETING": "running",
@@ -24,14 +22,15 @@ SLURM_STATES = {"PENDING": "pending", "CONFIGURING": "pending", "REQUEUED": "pen
 
 
 def run_state(runs_dir: Path, run_id: str, slurm_state: str | None = None) -> str:
-    result = read_result(runs_dir / run_id)
+    run_dir = RunDir.of(runs_dir, run_id)
+    result = run_dir.read_result()
     if result is not None:
         return result["status"]
-    if (runs_dir / run_id / FAILURE).is_file():
+    if run_dir.failure.is_file():
         return "failed"
     if slurm_state:
         return SLURM_STATES.get(slurm_state.split()[0], "failed")
-    log = runs_dir / run_id / "train.log"
+    log = run_dir.log
     if log.is_file() and time.time() - log.stat().st_mtime < 600:
         return "running"
     return "started" if log.is_file() else "pending"
@@ -59,10 +58,11 @@ def slurm_states(job_ids: list[str]) -> dict[str, str]:
 
 
 def log_tail(runs_dir: Path, run_id: str, job: dict | None, n: int = 5) -> list[str]:
-    failure = runs_dir / run_id / FAILURE
-    if failure.is_file():
-        return json.loads(failure.read_text())["traceback"].strip().splitlines()[-n:]
-    for path in (job or {}).get("log"), str(runs_dir / run_id / "train.log"):
+    run_dir = RunDir.of(runs_dir, run_id)
+    failure = run_dir.read_failure()
+    if failure is not None:
+        return failure["traceback"].strip().splitlines()[-n:]
+    for path in (job or {}).get("log"), str(run_dir.log):
         if path and Path(path).is_file():
             return Path(path).read_text(errors="replace").strip().splitlines()[-n:]
     return []

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from ablations.spec import Ablation, Claim
+from core.evaluation import attack_of
 
 FINISHED = ("done", "diverged")
 
@@ -63,8 +64,9 @@ def judge(claim: Claim, df: pd.DataFrame, ab: Ablation, scale: str) -> Verdict:
 
 
 def _n_for(row: pd.Series, metric: str) -> int:
-    """Test examples behind `metric` (AutoAttack runs on a subset: its own count)."""
-    n = row.get(f"n_{metric.removesuffix('_acc')}", None)
+    """Test examples behind `metric` (an attack run on a subset has its own count)."""
+    attack = attack_of(metric)
+    n = row.get(attack.count_column, None) if attack else None
     if n is None or pd.isna(n):
         n = row.get("n_eval")
     return int(n) if n is not None and not pd.isna(n) else 1

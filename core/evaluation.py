@@ -1,8 +1,10 @@
 """The evaluation suite: natural accuracy, PGD-20, CW-20, PGD-100 and AutoAttack (standard).
 
-Every attack gives a per-example "still correct" flag; robust accuracy is the point-wise worst
-case over all of them. Finished attacks are stored in the run folder, so an interrupted
-evaluation resumes instead of starting over.
+Each registered attack says what it is (label, column, cost in passes, which test points it
+runs on); everything downstream (cost estimates, tables, figures, resuming) reads that from
+the entry. Every attack gives a per-example "still correct" flag; robust accuracy is the
+point-wise worst case over all of them. Finished attacks are stored in the run folder, so an
+interrupted evaluation resumes instead of starting over.
 """
 from __future__ import annotations
 
@@ -12,20 +14,23 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
 from tqdm import tqdm
 
 from core.atomic import write_json
-from core.attacks import ATTACK_LOSSES, PGD, START, pgd_eval
+from core.attacks import PGD, START, cross_entropy, cw_margin, pgd_eval
 from core.attacks.autoattack import autoattack_correct
 from core.attacks.pgd import eval_mode
+from core.config import EvalCfg
 from core.registry import Registry
+from core.rundir import RunDir
 from core.seeding import generator
 
 log = logging.getLogger(__name__)
+NATURAL = "clean"           # the attack that is no attack: natural accuracy
+WORST_CASE = "robust_acc"   # the point-wise worst case over every attack a run was asked for
 
 
 @dataclass
@@ -34,33 +39,89 @@ class EvalContext:
     seed: int
     batch_size: int
     device: torch.device
-    cw_kappa: float = 50.0
-    n_aa: int | None = None
-    state_dir: Path | None = None
+    eval: EvalCfg | None = None      # the config's evaluation block (CW's kappa, subsets)
+    state: RunDir | None = None      # where finished attacks and AutoAttack's state are kept
     progress: bool = False
+
+    @property
+    def cw_kappa(self) -> float:
+        return (self.eval or EvalCfg()).cw_kappa
 
 
 Evaluator = Callable[[nn.Module, torch.Tensor, torch.Tensor, EvalContext], torch.Tensor]
-EVAL_ATTACKS: Registry = Registry("evaluation attack")
 
 
-@EVAL_ATTACKS.register("clean")
+@dataclass(frozen=True)
+class EvalAttack:
+    """An evaluation attack and its facts.
+
+    correct(model, x, y, ctx) -> bool [N]: still correctly classified after the attack.
+    passes: forward-pass equivalents per example (an input-gradient step is 2), for costs.
+    limit: the EvalCfg field capping it to the first N test points (None: every point).
+    """
+
+    name: str
+    label: str
+    correct: Evaluator
+    passes: float
+    limit: str | None = None
+
+    @property
+    def column(self) -> str:
+        return f"{self.name}_acc"
+
+    @property
+    def count_column(self) -> str:
+        return f"n_{self.name}"
+
+    def points(self, eval_cfg: EvalCfg | None, n: int) -> int:
+        """How many of the first `n` test points it runs on."""
+        cap = getattr(eval_cfg, self.limit) if self.limit and eval_cfg is not None else None
+        return n if cap is None else min(cap, n)
+
+
+EVAL_ATTACKS: Registry[EvalAttack] = Registry("evaluation attack")
+
+
+def register(attack: EvalAttack) -> EvalAttack:
+    return EVAL_ATTACKS.add(attack.name, attack)
+
+
+def attack_of(column: str) -> EvalAttack | None:
+    """The attack behind a metric column (`pgd20_acc` -> PGD-20), None for the worst case."""
+    return next((a for a in EVAL_ATTACKS.values() if a.column == column), None)
+
+
+def metric_label(column: str) -> str:
+    """How tables and figures name a metric column."""
+    attack = attack_of(column)
+    return attack.label if attack else "worst case" if column == WORST_CASE else column
+
+
+def metric_columns() -> list[str]:
+    """Every attack's column in registration order, then the worst case."""
+    return [a.column for a in EVAL_ATTACKS.values()] + [WORST_CASE]
+
+
+def ordered(names: list[str] | set[str]) -> list[str]:
+    """Attack names in registration order (the order tables show them in)."""
+    return [a.name for a in EVAL_ATTACKS.values() if a.name in names]
+
+
 @torch.no_grad()
 def clean_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                   ctx: EvalContext) -> torch.Tensor:
     out = []
-    for xb, yb in _batches(x, y, ctx, "clean"):
+    for xb, yb in _batches(x, y, ctx, NATURAL):
         out.append((model(xb).argmax(1) == yb).cpu())
     return torch.cat(out)
 
 
 def pgd_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, ctx: EvalContext, *,
-                name: str, steps: int, loss: str, restarts: int = 1) -> torch.Tensor:
+                name: str, steps: int, loss: Callable[[EvalContext], Callable],
+                restarts: int = 1) -> torch.Tensor:
     """PGD with a uniform random start, step 2/255, `restarts` restarts on robust examples."""
-    loss_fn = ATTACK_LOSSES.get(loss)
-    if loss == "cw":
-        loss_fn = functools.partial(loss_fn, kappa=ctx.cw_kappa)
-    attack = PGD(ctx.eps, 2 / 255, steps, loss_fn, start="uniform")
+    attack = PGD(ctx.eps, 2 / 255, steps, loss(ctx), start="uniform")
     correct = torch.ones(len(y), dtype=torch.bool)
     for restart in range(restarts):
         idx = correct.nonzero().squeeze(1)
@@ -83,19 +144,33 @@ def _start_noise(indices: torch.Tensor, shape: torch.Size, seed: int, name: str,
                         for i in indices])
 
 
-EVAL_ATTACKS.add("pgd20", functools.partial(pgd_correct, name="pgd20", steps=20, loss="ce"))
-EVAL_ATTACKS.add("cw20", functools.partial(pgd_correct, name="cw20", steps=20, loss="cw"))
-EVAL_ATTACKS.add("pgd100", functools.partial(pgd_correct, name="pgd100", steps=100, loss="ce"))
+def _pgd(name: str, label: str, steps: int, loss: Callable[[EvalContext], Callable]) -> EvalAttack:
+    run = functools.partial(pgd_correct, name=name, steps=steps, loss=loss)
+    return EvalAttack(name, label, run, passes=2 * steps + 1)
 
 
-@EVAL_ATTACKS.register("aa")
+def _ce(ctx: EvalContext) -> Callable:
+    return cross_entropy
+
+
+def _cw(ctx: EvalContext) -> Callable:
+    return functools.partial(cw_margin, kappa=ctx.cw_kappa)
+
+
 def aa_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                ctx: EvalContext) -> torch.Tensor:
-    """AutoAttack on the first n_aa examples; the rest count as not evaluated (-> n_aa)."""
-    n = len(y) if ctx.n_aa is None else min(ctx.n_aa, len(y))
-    state = ctx.state_dir / "aa_state.json" if ctx.state_dir else None
-    return autoattack_correct(model, x[:n], y[:n], ctx.eps, ctx.seed, ctx.batch_size,
-                              ctx.device, state)
+    """AutoAttack standard (APGD-CE, APGD-T, FAB-T, Square), resumable attack by attack."""
+    state = ctx.state.eval_state("aa") if ctx.state else None
+    return autoattack_correct(model, x, y, ctx.eps, ctx.seed, ctx.batch_size, ctx.device, state)
+
+
+register(EvalAttack(NATURAL, "natural", clean_correct, passes=1))
+register(_pgd("pgd20", "PGD-20", 20, _ce))
+register(_pgd("cw20", "CW-20", 20, _cw))
+register(_pgd("pgd100", "PGD-100", 100, _ce))
+# about 6000 passes per example: APGD-CE and APGD-T (9 targets) at 100 steps, FAB-T, Square
+# 5000 queries, each on the examples still robust (about half at the paper's accuracies)
+register(EvalAttack("aa", "AutoAttack", aa_correct, passes=6000, limit="n_aa"))
 
 
 CPU_BATCH = 256  # evaluation batch when none is set and there is no GPU memory to size it by
@@ -133,35 +208,59 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attacks: list[s
              ctx: EvalContext) -> dict:
     """Metrics `<attack>_acc`, `robust_acc` (worst case over all attacks) and counts.
 
-    x are [0,1] images on the CPU. Each finished attack's flags are cached in ctx.state_dir.
+    x are [0,1] images on the CPU; each attack sees its own first `points` of them. Each
+    finished attack's flags are kept in the run folder (ctx.state).
     """
     flags: dict[str, torch.Tensor] = {}
     for name in attacks:
-        flags[name] = _cached(name, len(y), ctx) if ctx.state_dir else None
+        attack = EVAL_ATTACKS.get(name)
+        n = attack.points(ctx.eval, len(y))
+        flags[name] = _cached(ctx.state, name, n)
         if flags[name] is None:
-            flags[name] = EVAL_ATTACKS.get(name)(model, x, y, ctx)
-            if ctx.state_dir:
-                write_json(ctx.state_dir / f"{name}.json", {"correct": flags[name].tolist()})
-        log.info("%s accuracy %.4f on %d examples", name, flags[name].float().mean(),
-                 len(flags[name]))
+            flags[name] = attack.correct(model, x[:n], y[:n], ctx)
+            if ctx.state:
+                write_json(ctx.state.eval_flags(name), {"correct": flags[name].tolist()})
+        log.info("%s accuracy %.4f on %d examples", name, flags[name].float().mean(), n)
     return summarise(flags)
 
 
-def _cached(name: str, n: int, ctx: EvalContext) -> torch.Tensor | None:
-    path = ctx.state_dir / f"{name}.json"
-    if not path.is_file():
+def _cached(state: RunDir | None, name: str, n: int) -> torch.Tensor | None:
+    path = state.eval_flags(name) if state else None
+    if path is None or not path.is_file():
         return None
     correct = torch.tensor(json.loads(path.read_text())["correct"], dtype=torch.bool)
-    expected = n if name != "aa" or ctx.n_aa is None else min(n, ctx.n_aa)
-    return correct if len(correct) == expected else None
+    return correct if len(correct) == n else None
 
 
 def summarise(flags: dict[str, torch.Tensor]) -> dict:
     """Accuracies per attack and the point-wise worst case on the examples all attacks saw."""
-    metrics: dict = {f"{k}_acc": v.float().mean().item() for k, v in flags.items()}
-    metrics.update({f"n_{k}": len(v) for k, v in flags.items()})
+    metrics: dict = {EVAL_ATTACKS.get(k).column: v.float().mean().item() for k, v in flags.items()}
+    metrics.update({EVAL_ATTACKS.get(k).count_column: len(v) for k, v in flags.items()})
     common = min(len(v) for v in flags.values())
     worst = torch.stack([v[:common] for v in flags.values()]).all(dim=0)
-    metrics["robust_acc"] = worst.float().mean().item()
+    metrics[WORST_CASE] = worst.float().mean().item()
     metrics["n_robust"] = common
     return metrics
+
+
+def worst_case(state: RunDir, attacks: list[str]) -> float | None:
+    """The point-wise worst case over `attacks` from their stored flags (None if one is not
+    stored), e.g. for a grid that asked a shared run for fewer attacks than it holds."""
+    paths = [state.eval_flags(a) for a in attacks]
+    if not all(p.is_file() for p in paths):
+        return None
+    flags = [json.loads(p.read_text())["correct"] for p in paths]
+    n = min(len(f) for f in flags)
+    return sum(all(f[i] for f in flags) for i in range(n)) / n
+
+
+def covers(metrics: dict, eval_cfg: EvalCfg, n_eval: int) -> bool:
+    """Whether finished `metrics` hold every attack `eval_cfg` asks for, on the points it
+    asks for."""
+    for name in eval_cfg.attacks:
+        attack = EVAL_ATTACKS.get(name)
+        if attack.column not in metrics:
+            return False
+        if attack.limit and metrics.get(attack.count_column) != attack.points(eval_cfg, n_eval):
+            return False
+    return True

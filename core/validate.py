@@ -10,7 +10,7 @@ from core.models import timm_kwargs
 from core.models.adapt import KERNEL_ADAPTERS
 from core.models.sources import SOURCES, split_source
 from core.registry import Registry, UnknownNameError
-from core.training.objectives import OBJECTIVES
+from core.training.objectives import objective_of
 from core.training.precision import PRECISIONS
 from core.training.schedules import OPTIMIZERS, SCHEDULES
 
@@ -28,14 +28,16 @@ def validate(cfg: RunConfig) -> None:
     _names(cfg)
     _threat_model(cfg)
     _training(cfg)
-    if cfg.model.source != "pretrain":
-        _known(SOURCES, split_source(cfg.model.source)[0], "model.source")
+    _known(SOURCES, split_source(cfg.model.source)[0], "model.source")
     timm_kwargs(cfg.model, cfg.model.img_size or cfg.data.img_size, 10)  # arch, patch vs size
 
 
 def _names(cfg: RunConfig) -> None:
     _known(DATASETS, cfg.data.name, "data.name")
-    _known(OBJECTIVES, cfg.method.name, "method.name")
+    try:
+        objective_of(cfg.method)  # the method's name, and its own hyper-parameters
+    except UnknownNameError as e:
+        raise ConfigError(f"method.name: {e}") from None
     _known(OPTIMIZERS, cfg.optim.name, "optim.name")
     _known(SCHEDULES, cfg.optim.schedule, "optim.schedule")
     _known(PRECISIONS, cfg.precision, "precision")
@@ -62,9 +64,6 @@ def _threat_model(cfg: RunConfig) -> None:
 def _training(cfg: RunConfig) -> None:
     if cfg.epochs < 1:
         raise ConfigError(f"epochs={cfg.epochs}; train for at least 1 epoch")
-    if cfg.method.beta < 0:
-        raise ConfigError(f"method.beta={cfg.method.beta:g} is negative; TRADES and MART "
-                          "need beta >= 0 (the paper uses 6)")
     if (cfg.ard or cfg.prm) and not 0 <= cfg.warmup_epochs <= cfg.epochs:
         raise ConfigError(f"warmup_epochs={cfg.warmup_epochs:g} is longer than training "
                           f"(epochs={cfg.epochs}); ARD/PRM warm up within training")

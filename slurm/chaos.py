@@ -11,7 +11,6 @@ results lost, and cells whose numbers differ from the uninterrupted runs in --re
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from ablations import manifest as mf
 from ablations.grid import expand
 from ablations.run import main as run_main
 from ablations.spec import get
+from core.rundir import RunDir
 
 
 def running_jobs(job_ids: dict[str, str]) -> dict[str, str]:
@@ -37,21 +37,18 @@ def queued(job_ids: dict[str, str]) -> bool:
     return any(jid in out.split() for jid in job_ids.values())
 
 
-def steps_saved(run_dir: Path) -> int:
+def steps_saved(run_dir: RunDir) -> int:
     import torch
 
     try:
-        return torch.load(run_dir / "checkpoint.pth", weights_only=True)["progress"]["step"]
+        return torch.load(run_dir.checkpoint, weights_only=True)["progress"]["step"]
     except Exception:  # not written yet, or being replaced
         return 0
 
 
-def metrics(run_dir: Path) -> dict | None:
-    path = run_dir / "result.json"
-    if not path.is_file():
-        return None
-    r = json.loads(path.read_text())
-    return {k: r[k] for k in r["metrics"] if k.endswith("_acc")}
+def metrics(run_dir: RunDir) -> dict | None:
+    r = run_dir.read_result()
+    return None if r is None else {k: r[k] for k in r["metrics"] if k.endswith("_acc")}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,6 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_intermixed_args(argv)
     rng = random.Random(a.seed)
     runs = Path(a.runs_dir)
+
+    def at(rid: str, where: Path = runs) -> RunDir:
+        return RunDir.of(where, rid)
+
     common = [a.name, "--scale", a.scale, "--launcher", "slurm", "--profile", "cpu",
               *a.overrides, f"runs_dir={runs}"]
     cells = expand(get(a.name), a.scale, 1, [*a.overrides, f"runs_dir={runs}"])
@@ -80,31 +81,31 @@ def main(argv: list[str] | None = None) -> int:
         time.sleep(rng.uniform(2, 8))
         live = {rid: jid for rid, jid in running_jobs(job_ids).items()
                 if rid in cell_ids and rid not in requeued + killed
-                and steps_saved(runs / rid) > 0}
+                and steps_saved(at(rid)) > 0}
         if not live:
             continue
         rid = rng.choice(sorted(live))
         if len(requeued) < a.requeues:
             subprocess.run(["scontrol", "requeue", live[rid]], check=True)
             requeued.append(rid)
-            print(f"requeued {rid} (job {live[rid]}) at step {steps_saved(runs / rid)}")
+            print(f"requeued {rid} (job {live[rid]}) at step {steps_saved(at(rid))}")
         elif len(killed) < a.kills:
             subprocess.run(["scancel", "--signal=KILL", "--full", live[rid]], check=True)
             killed.append(rid)
-            print(f"killed {rid} (job {live[rid]}) at step {steps_saved(runs / rid)}")
+            print(f"killed {rid} (job {live[rid]}) at step {steps_saved(at(rid))}")
     print("queue drained; re-running the grid to resume what was killed")
     run_main([*common, "--wait"])
-    lost = [c.run_id for c in cells if metrics(runs / c.run_id) is None]
+    lost = [c.run_id for c in cells if metrics(at(c.run_id)) is None]
     ref = Path(a.reference)
-    compared = [c for c in cells if metrics(ref / c.run_id) is not None]
+    compared = [c for c in cells if metrics(at(c.run_id, ref)) is not None]
     differ = [c.run_id for c in compared
-              if metrics(runs / c.run_id) != metrics(ref / c.run_id)]
-    survived = [r for r in requeued if metrics(runs / r) is not None
-                and "resumed from step" in (runs / r / "train.log").read_text()]
+              if metrics(at(c.run_id)) != metrics(at(c.run_id, ref))]
+    survived = [r for r in requeued if metrics(at(r)) is not None
+                and "resumed from step" in at(r).log.read_text()]
     print(f"cells submitted: {len(cells)}")
     print(f"requeues: {len(requeued)}, survived: {len(survived)}")
     print(f"hard kills: {len(killed)}, resumed: "
-          f"{sum('resumed from step' in (runs / r / 'train.log').read_text() for r in killed)}")
+          f"{sum('resumed from step' in at(r).log.read_text() for r in killed)}")
     print(f"results lost: {len(lost)}")
     print(f"cells compared with uninterrupted runs: {len(compared)}, numbers differ: "
           f"{len(differ)}")

@@ -10,6 +10,7 @@ from ablations.grid import expand
 from ablations.jobs import jobs_for
 from ablations.launchers import LAUNCHERS, LaunchOptions
 from ablations.spec import load_all
+from core.rundir import RunDir
 
 NAMES = load_all().names()
 SHRINK = ["epochs=1", "data.train_subset=64", "batch_size=32", "attack.steps=1", "eval.n=16",
@@ -52,7 +53,7 @@ def test_one_cell_runs_through_the_debug_launcher(name, tmp_path):
     group = mf.Group({name: manifest}, {j.run_id: {name} for j in jobs})
     out = LAUNCHERS.get("debug")(jobs, group, LaunchOptions(runs_dir=str(tmp_path)))
     assert not out.failed and len(out.submitted) == len(jobs)
-    result = json.loads((tmp_path / cells[0].run_id / "result.json").read_text())
+    result = RunDir.of(tmp_path, cells[0].run_id).read_result()
     assert result["status"] in ("done", "diverged")
     assert all(c.metric in result for c in ab.claims if "tiny" in c.scales)
     again = LAUNCHERS.get("debug")(jobs, group, LaunchOptions(runs_dir=str(tmp_path)))
@@ -132,8 +133,7 @@ def test_a_run_shared_by_grids_gets_every_attack_they_ask_for(tmp_path):
     rid = sorted(shared)[0]
     job = next(j for j in jobs_for([*abl, *main]) if j.run_id == rid)
     assert "aa" in job.cfg.eval.attacks and "aa" not in abl[0].cfg.eval.attacks
-    (tmp_path / rid).mkdir()
-    (tmp_path / rid / "result.json").write_text(json.dumps(
+    RunDir.of(tmp_path, rid).mkdir().result.write_text(json.dumps(
         {"status": "done", "n_eval": 32, "metrics": {"clean_acc": 0.9, "pgd20_acc": 0.5}}))
     left, done = todo([job])
     assert [j.run_id for j in left] == [rid] and done == []

@@ -44,7 +44,7 @@ def test_attack_strength_ordering(trained_model, test_batch):
     """clean >= PGD-20 >= PGD-100 >= AutoAttack on a trained model; and the attacks do work."""
     model, _ = trained_model
     x, y = test_batch
-    ctx = EvalContext(eps=EPS, seed=0, batch_size=64, device=torch.device("cpu"), n_aa=32)
+    ctx = EvalContext(eps=EPS, seed=0, batch_size=64, device=torch.device("cpu"))
     m = evaluate(model, x, y, ["clean", "pgd20", "pgd100", "cw20"], ctx)
     assert m["clean_acc"] > 0.8
     assert m["clean_acc"] - 0.2 > m["pgd20_acc"] >= m["pgd100_acc"]

@@ -2,20 +2,24 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import timm
 import torch
+import yaml
 
+import core.conf
 from core.compose import compose
 from core.config import ModelCfg
 from core.errors import ConfigError, UserError
 from core.models import build_model, family_of, patch_grid
 from core.models.adapt import block_sum
 
-MODEL_PRESETS = ["vit_b16", "vit_s16", "deit_s", "deit_ti", "convit_b", "convit_s", "convit_ti",
-                 "swin_b", "swin_s", "swin_t"]
-TINY_ARCHS = ["vitadv_vit_micro", "vitadv_vit_mini", "vitadv_convit_micro", "vitadv_swin_micro"]
+PRESETS = {p.stem: yaml.safe_load(p.read_text()) for p in sorted(
+    (Path(core.conf.__file__).parent / "model").glob("*.yaml"))}
+TINY_ARCHS = sorted({p["arch"] for p in PRESETS.values() if p["arch"].startswith("vitadv_")})
+MODEL_PRESETS = [name for name, p in PRESETS.items() if p["arch"] not in TINY_ARCHS]
 
 
 @pytest.mark.parametrize("preset", MODEL_PRESETS)
@@ -144,7 +148,7 @@ def test_run_source_keeps_the_head_and_the_normalisation(trained_model, test_bat
 def test_unknown_source_kind_is_named(fast_cfg):
     from core.validate import validate
 
-    with pytest.raises(ConfigError, match="valid: file, none, run, timm"):
+    with pytest.raises(ConfigError, match="valid: file, none, pretrain, run, timm"):
         validate(fast_cfg("model.source=hub:abc"))
 
 

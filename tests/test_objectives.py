@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from core.config import OptimCfg
 from core.models import family_of
+from core.models.families import FAMILIES
 from core.training.ard_prm import ARD, PRM, ramp
 from core.training.objectives import OBJECTIVES, mart_loss, trades_loss
 from core.training.schedules import SCHEDULES
@@ -77,8 +78,8 @@ def test_ramp():
         0, 0.25, 1, 1, 1]
 
 
-FAMILY_ARCHS = ["vitadv_vit_micro", "vitadv_convit_micro", "vitadv_swin_micro",
-                "deit_tiny_patch16_224"]
+# every family's own example (a new family is tested for free), and a real DeiT at 16 px
+FAMILY_ARCHS = [f.example for f in FAMILIES.values()] + ["deit_tiny_patch16_224"]
 
 
 def _model(arch):

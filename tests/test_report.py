@@ -10,6 +10,7 @@ from ablations.grid import expand
 from ablations.report import main as report
 from ablations.spec import load_all
 from ablations.verdicts import _decide
+from core.rundir import RunDir
 
 # gradient_clipping (tiny), PGD-20 by (model, clipping) and seed; None: the run is missing
 PGD20 = {("ViT", "on"): [0.60, 0.62, 0.61], ("ViT", "off"): [0.10, 0.11, 0.12],
@@ -19,7 +20,7 @@ DIVERGED = {("ViT", "off", 0)}
 
 
 def _write_run(run_dir, pgd20, status="done", sha="abc1234567"):
-    run_dir.mkdir(parents=True)
+    run_dir.mkdir()
     metrics = {"clean_acc": pgd20 + 0.25, "pgd20_acc": pgd20, "cw20_acc": pgd20 - 0.01,
                "pgd100_acc": pgd20 - 0.005, "robust_acc": pgd20 - 0.01, "n_clean": 360,
                "n_pgd20": 360}
@@ -27,10 +28,10 @@ def _write_run(run_dir, pgd20, status="done", sha="abc1234567"):
               "n_eval": 360, "code": {"git_sha": sha, "dirty": False},
               "config": {"eval": {"attacks": ["clean", "pgd20", "cw20", "pgd100"]}},
               "train_seconds": 10.0, "train_images_per_s": 100.0}
-    (run_dir / "result.json").write_text(json.dumps(result))
+    run_dir.result.write_text(json.dumps(result))
     rows = ["epoch,test_clean_acc,test_robust_acc"] + [
         f"{e},{min(1, pgd20 + 0.2 + 0.01 * e):.3f},{pgd20 * e / 8:.3f}" for e in range(1, 9)]
-    (run_dir / "curve.csv").write_text("\n".join(rows) + "\n")
+    run_dir.curve.write_text("\n".join(rows) + "\n")
 
 
 @pytest.fixture
@@ -46,7 +47,7 @@ def runs(tmp_path):
         value = PGD20[key][c.seed]
         if value is not None:
             status = "diverged" if (*key, c.seed) in DIVERGED else "done"
-            _write_run(runs_dir / c.run_id, value, status)
+            _write_run(RunDir.of(runs_dir, c.run_id), value, status)
     return runs_dir
 
 
@@ -86,7 +87,7 @@ def test_verdicts_count_diverged_and_name_missing(runs, tmp_path):
 
 
 def test_mixed_code_versions_are_reported(runs, tmp_path):
-    result = next(runs.glob("*/result.json"))
+    result = next(d.result for d in map(RunDir, sorted(runs.iterdir())) if d.result.is_file())
     data = json.loads(result.read_text())
     data["code"]["git_sha"] = "fffffff000"
     result.write_text(json.dumps(data))

@@ -12,12 +12,13 @@ import torch
 from core.config import replace, run_id
 from core.errors import CheckpointError, ConfigError, DataNotFoundError
 from core.run import run, run_dir_of
+from core.rundir import RunDir
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def _weights(cfg):
-    return torch.load(run_dir_of(cfg) / "weights.pth", weights_only=True)
+    return torch.load(run_dir_of(cfg).weights, weights_only=True)
 
 
 def test_result_record(fast_cfg):
@@ -30,11 +31,11 @@ def test_result_record(fast_cfg):
         assert key in result, key
     assert result["n_eval"] == 48 and result["config"]["method"]["name"] == "trades"
     assert {"git_sha", "dirty"} <= set(result["code"]) and result["packages"]["timm"]
-    assert json.loads((run_dir / "result.json").read_text()) == result
-    curve = (run_dir / "curve.csv").read_text().splitlines()
+    assert json.loads(run_dir.result.read_text()) == result
+    curve = run_dir.curve.read_text().splitlines()
     assert len(curve) == 1 + 2 and curve[0].startswith("epoch,lr,train_loss,train_acc")
-    assert (run_dir / "train.log").read_text().count("epoch 2:") == 1
-    assert (run_dir / "checkpoint.pth").is_file() and (run_dir / "config.yaml").is_file()
+    assert run_dir.log.read_text().count("epoch 2:") == 1
+    assert run_dir.checkpoint.is_file() and run_dir.config.is_file()
     assert run(cfg) == result  # finished work is returned, not redone
 
 
@@ -59,7 +60,7 @@ def test_resume_equals_uninterrupted(fast_cfg, tmp_path, monkeypatch):
         run(other)
     monkeypatch.setattr(loop, "_step", step)
     resumed = run(other)
-    assert "resumed from step 5" in (run_dir_of(other) / "train.log").read_text()
+    assert "resumed from step 5" in run_dir_of(other).log.read_text()
     for key in ("clean_acc", "pgd20_acc", "robust_acc"):
         assert resumed[key] == whole[key]
     a, b = _weights(base), _weights(other)
@@ -100,10 +101,10 @@ def test_pretrain_source_is_trained_once_and_shared(fast_cfg):
     b = run(fast_cfg(*over, "seed=1"))
     assert a["pretrained"]["source"] == b["pretrained"]["source"]
     pre_id = a["pretrained"]["source"].removeprefix("run:")
-    runs = run_dir_of(fast_cfg()).parent
-    assert json.loads((runs / pre_id / "result.json").read_text())["config"]["method"]["name"] \
+    runs = run_dir_of(fast_cfg()).path.parent
+    assert RunDir.of(runs, pre_id).read_result()["config"]["method"]["name"] \
         == "clean"
-    assert len([d for d in runs.iterdir() if (d / "result.json").is_file()]) == 3
+    assert len([d for d in runs.iterdir() if RunDir(d).result.is_file()]) == 3
 
 
 def test_imagefolder_trains_end_to_end(fast_cfg, tmp_path, digits):
@@ -147,7 +148,7 @@ def test_bad_config_is_rejected_before_any_work(fast_cfg, overrides, message):
 
 def test_corrupt_or_foreign_checkpoint_is_an_error_and_is_kept(fast_cfg):
     cfg = fast_cfg()
-    ckpt = run_dir_of(cfg) / "checkpoint.pth"
+    ckpt = run_dir_of(cfg).checkpoint
     ckpt.parent.mkdir(parents=True)
     ckpt.write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="cannot be read"):
@@ -156,7 +157,7 @@ def test_corrupt_or_foreign_checkpoint_is_an_error_and_is_kept(fast_cfg):
     torch.save({"run_id": "someoneelse"}, ckpt)
     with pytest.raises(CheckpointError, match="belongs to run someoneelse"):
         run(cfg)
-    assert not (run_dir_of(cfg) / "result.json").exists()
+    assert not run_dir_of(cfg).result.exists()
 
 
 def test_run_id_is_the_hash_of_what_changes_numbers(fast_cfg, tmp_path):
@@ -205,6 +206,6 @@ def test_asking_a_finished_run_for_more_attacks_evaluates_only_those(fast_cfg):
     assert full["clean_acc"] == quick["clean_acc"] and full["pgd20_acc"] == quick["pgd20_acc"]
     assert {"cw20_acc", "pgd100_acc", "aa_acc"} <= set(full) and full["n_aa"] == 8
     assert full["config"]["eval"]["attacks"] == ["clean", "pgd20", "cw20", "pgd100", "aa"]
-    log = (run_dir_of(cfg) / "train.log").read_text()
+    log = run_dir_of(cfg).log.read_text()
     assert log.count("epoch 2:") == 1 and "extending the evaluation" in log
     assert run(fast_cfg("eval=quick")) == full  # a subset is already there

@@ -5,7 +5,6 @@ Skipped, with the reason, only when no cluster can be started here (not root, no
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -21,6 +20,7 @@ from ablations.launchers import LAUNCHERS, LaunchOptions
 from ablations.run import main as run_main
 from ablations.spec import load_all
 from ablations.status import main as status_main
+from core.rundir import RunDir
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slurm
@@ -70,7 +70,7 @@ def _launch_debug(cells, runs_dir):
 
 
 def _metrics(runs_dir: Path, run_id: str) -> dict:
-    r = json.loads((runs_dir / run_id / "result.json").read_text())
+    r = RunDir.of(runs_dir, run_id).read_result()
     return {k: r[k] for k in r["metrics"] if k.endswith("_acc")}
 
 
@@ -101,23 +101,23 @@ def test_grid_on_slurm_moves_to_done_and_matches_a_local_run(cluster, tmp_path, 
     assert "submitted 0, already finished 9" in capsys.readouterr().out
 
 
-def _submit_long(runs: Path, *extra: str) -> Path:
+def _submit_long(runs: Path, *extra: str) -> RunDir:
     """Submit the epochs grid; return the run folder of its 12-epoch cell."""
     assert run_main(["epochs", "--scale", "tiny", "--launcher", "slurm", "--profile", "cpu",
                      *extra, *LONG, f"runs_dir={runs}"]) == 0
     cells = expand(load_all().get("epochs"), "tiny", 1, [*LONG, f"runs_dir={runs}"])
-    return runs / cells[-1].run_id
+    return RunDir.of(runs, cells[-1].run_id)
 
 
-def _job_id(run_dir: Path) -> str:
-    return mf.load(run_dir.parent, "epochs", "tiny")["jobs"][run_dir.name]["job_id"]
+def _job_id(run_dir: RunDir) -> str:
+    return mf.load(run_dir.path.parent, "epochs", "tiny")["jobs"][run_dir.name]["job_id"]
 
 
-def _steps_saved(run_dir: Path) -> int:
+def _steps_saved(run_dir: RunDir) -> int:
     import torch
 
     try:
-        return torch.load(run_dir / "checkpoint.pth", weights_only=True)["progress"]["step"]
+        return torch.load(run_dir.checkpoint, weights_only=True)["progress"]["step"]
     except Exception:  # not there yet, or being replaced
         return 0
 
@@ -127,8 +127,8 @@ def test_requeued_job_resumes_and_equals_an_uninterrupted_run(cluster, tmp_path)
     run_dir = _submit_long(runs)
     _wait(lambda: _steps_saved(run_dir) >= 20, 300, "the job to be mid-training")
     subprocess.run(["scontrol", "requeue", _job_id(run_dir)], check=True)
-    _wait(lambda: (run_dir / "result.json").is_file(), 600, "the requeued job to finish")
-    log = (run_dir / "train.log").read_text()
+    _wait(lambda: run_dir.result.is_file(), 600, "the requeued job to finish")
+    log = run_dir.log.read_text()
     assert "interrupted: saved at step" in log and "resumed from step" in log
     ref = tmp_path / "ref"
     cells = expand(load_all().get("epochs"), "tiny", 1, [*LONG, f"runs_dir={ref}"])
@@ -144,14 +144,14 @@ def test_hard_killed_job_keeps_its_checkpoint_and_resumes(cluster, tmp_path, cap
     subprocess.run(["scancel", "--signal=KILL", "--full", job], check=True)
     _wait(lambda: job not in _squeue_ids(), 120, "the kill")
     saved = _steps_saved(run_dir)
-    assert saved >= 20 and not (run_dir / "result.json").exists()
+    assert saved >= 20 and not run_dir.result.exists()
     _wait(lambda: not _squeue_ids(), 300, "the 6-epoch cell to finish")
     capsys.readouterr()
     assert run_main(["epochs", "--scale", "tiny", "--launcher", "slurm", "--profile", "cpu",
                      "--wait", *LONG, f"runs_dir={runs}"]) == 0
     assert "submitted 1, already finished 1" in capsys.readouterr().out
-    log = (run_dir / "train.log").read_text()
-    assert f"resumed from step {saved}" in log and (run_dir / "result.json").is_file()
+    log = run_dir.log.read_text()
+    assert f"resumed from step {saved}" in log and run_dir.result.is_file()
 
 
 def test_failures_are_visible_with_their_log(cluster, tmp_path, capsys):

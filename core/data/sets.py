@@ -6,6 +6,7 @@ floats in [0,1] only on the way into the model, and nothing is ever downloaded h
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +17,6 @@ from core.data.images import FolderImages, TensorImages
 from core.errors import DataNotFoundError
 from core.registry import Registry
 
-DATASETS: Registry = Registry("data set")
 FIXED_ORDER_SEED = 0  # the test points and train subsets are the same for every run and seed
 
 
@@ -33,13 +33,25 @@ class Splits:
         return torch.randperm(len(self.test), generator=g)
 
 
+@dataclass(frozen=True)
+class DataSet:
+    """load(root, img_size) -> Splits; sizes: (train, test) images, for cost estimates made
+    where the data is not (None: unknown until read, e.g. any image folder)."""
+
+    load: Callable[[Path, int], Splits]
+    sizes: tuple[int, int] | None = None
+
+
+DATASETS: Registry[DataSet] = Registry("data set")
+
+
 def default_root(name: str) -> Path:
     return Path(os.environ.get("VITADV_DATA", "data")) / name
 
 
 def load_splits(cfg: DataCfg) -> Splits:
     root = Path(cfg.root).expanduser() if cfg.root else default_root(cfg.name)
-    return DATASETS.get(cfg.name)(root, cfg.img_size)
+    return DATASETS.get(cfg.name).load(root, cfg.img_size)
 
 
 def train_indices(n: int, subset: int | None) -> torch.Tensor:
@@ -50,7 +62,6 @@ def train_indices(n: int, subset: int | None) -> torch.Tensor:
     return torch.randperm(n, generator=g)[:subset].sort().values
 
 
-@DATASETS.register("digits")
 def digits(root: Path, size: int) -> Splits:
     """scikit-learn's 8x8 handwritten digits (1797 real images shipped with the package),
     upsampled to size x size grey-as-RGB; a fixed stratified 80/20 split (1437/360)."""
@@ -69,7 +80,6 @@ def digits(root: Path, size: int) -> Splits:
                   "sklearn digits (embedded)")
 
 
-@DATASETS.register("cifar10")
 def cifar10(root: Path, size: int) -> Splits:
     from torchvision.datasets import CIFAR10
 
@@ -91,7 +101,6 @@ IMAGENETTE_LAYOUTS = ("", "imagenette2", "imagenette2-320", "imagenette2-160", "
                       "imagenette-320", "imagenette-160")
 
 
-@DATASETS.register("imagenette")
 def imagenette(root: Path, size: int) -> Splits:
     """Imagenette v1 or v2: `root` itself or one of its known sub-folders holds train/ and val/."""
     for sub in IMAGENETTE_LAYOUTS:
@@ -103,7 +112,6 @@ def imagenette(root: Path, size: int) -> Splits:
         f"`python -m core.prefetch imagenette --root {root}` on a machine with internet")
 
 
-@DATASETS.register("imagefolder")
 def imagefolder(root: Path, size: int) -> Splits:
     """Any data set laid out as root/train/<class>/*.jpg and root/val/<class>/*.jpg."""
     if not ((root / "train").is_dir() and (root / "val").is_dir()):
@@ -118,3 +126,9 @@ def _folder_splits(root: Path, size: int, what: str) -> Splits:
     if train.folder.classes != test.folder.classes:
         raise DataNotFoundError(f"{root}: train/ and val/ have different class folders")
     return Splits(train, test, len(train.folder.classes), f"{what} from {root}")
+
+
+DATASETS.add("digits", DataSet(digits, sizes=(1437, 360)))
+DATASETS.add("cifar10", DataSet(cifar10, sizes=(50000, 10000)))
+DATASETS.add("imagenette", DataSet(imagenette, sizes=(9469, 3925)))
+DATASETS.add("imagefolder", DataSet(imagefolder))

@@ -1,5 +1,6 @@
 """Architecture families, looked up by model class (never by name): where each family's
-attention branch is, how it is built at another resolution and how foreign weights fit it.
+attention branch is, its patch grid, how it is built at another resolution and how foreign
+weights fit it. Each names a tiny example model, so tests cover every family.
 """
 from __future__ import annotations
 
@@ -13,16 +14,27 @@ from timm.models.swin_transformer import SwinTransformer
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
+from core.registry import Registry
+
+
+def _patch_grid(model: nn.Module) -> tuple[tuple[int, int], tuple[int, int]]:
+    """((rows, cols) of patches, (height, width) of one patch in pixels)."""
+    pe = model.patch_embed
+    return tuple(pe.grid_size), tuple(pe.patch_size)
+
 
 @dataclass(frozen=True)
 class Family:
     name: str
+    cls: type                      # the timm model class (subclasses belong to the family)
     # Modules whose output is exactly one block's attention branch before the residual add.
     attention_branches: Callable[[nn.Module], list[nn.Module]]
     # Extra timm kwargs for the target resolution: (arch default kwargs, grid size) -> kwargs.
     extra_kwargs: Callable[[nn.Module, int | None, int], dict]
+    example: str                   # a tiny registered timm model of this family (tests)
     # A pretrained filter to pass to timm when timm's own does not adapt the resolution.
     pretrained_filter: Callable | None = None
+    patch_grid: Callable[[nn.Module], tuple[tuple[int, int], tuple[int, int]]] = _patch_grid
 
 
 def _vit_branches(model: nn.Module) -> list[nn.Module]:
@@ -73,26 +85,28 @@ def _convit_filter(state_dict: dict, model: nn.Module) -> dict:
     return out
 
 
-FAMILIES: dict[type, Family] = {
-    VisionTransformer: Family("vit", _vit_branches, _no_extra),
-    ConVit: Family("convit", _convit_branches, _no_extra, _convit_filter),
-    SwinTransformer: Family("swin", _swin_branches, _swin_window),
-}
+FAMILIES: Registry[Family] = Registry("model family")
+FAMILIES.add("vit", Family("vit", VisionTransformer, _vit_branches, _no_extra,
+                           example="vitadv_vit_micro"))
+FAMILIES.add("convit", Family("convit", ConVit, _convit_branches, _no_extra,
+                              example="vitadv_convit_micro", pretrained_filter=_convit_filter))
+FAMILIES.add("swin", Family("swin", SwinTransformer, _swin_branches, _swin_window,
+                            example="vitadv_swin_micro"))
 
 
 def family_of(model_or_cls: nn.Module | type) -> Family:
     cls = model_or_cls if isinstance(model_or_cls, type) else type(model_or_cls)
     for base in cls.__mro__:
-        if base in FAMILIES:
-            return FAMILIES[base]
-    known = ", ".join(sorted(f.__name__ for f in FAMILIES))
+        for family in FAMILIES.values():
+            if base is family.cls:
+                return family
+    known = ", ".join(f.cls.__name__ for f in FAMILIES.values())
     raise ValueError(f"model class {cls.__name__} is not a supported family; supported: {known}")
 
 
 def patch_grid(model: nn.Module) -> tuple[tuple[int, int], tuple[int, int]]:
     """((rows, cols) of patches, (height, width) of one patch in pixels), for every family."""
-    pe = model.patch_embed
-    return tuple(pe.grid_size), tuple(pe.patch_size)
+    return family_of(model).patch_grid(model)
 
 
 def meta_model(arch: str, **kwargs) -> nn.Module:

@@ -1,21 +1,25 @@
-"""Where pretrained weights come from: `none`, `timm:<tag>`, `file:<path>`, `run:<run-id>`.
+"""Where pretrained weights come from: `none`, `timm:<tag>`, `file:<path>`, `run:<run-id>`,
+`pretrain`.
 
-Each source returns the raw state dict plus what the result must record: the resolved
-source, the SHA-256 of the weights file and the normalisation the weights expect.
+Each source entry knows how to load (the raw state dict plus what the result must record:
+the resolved source, the SHA-256 of the weights file, the normalisation the weights expect),
+how to tell offline whether the weights are there, and which run it needs first, if any
+(`pretrain`: a clean pretraining run, whose cost is that run's).
 """
 from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from core.config import RunConfig, pretrain_config
 from core.errors import ConfigError, UserError
 from core.registry import Registry
-
-SOURCES: Registry = Registry("weight source")
+from core.rundir import RunDir
 
 
 @dataclass
@@ -33,6 +37,20 @@ class Weights:
                 "std": self.std, **self.info}
 
 
+@dataclass(frozen=True)
+class Source:
+    """load(arg, runs_dir) -> Weights. missing(arg, runs_dir) -> why the weights are not on
+    this machine (None: they are), asked before any work. needs(cfg) -> the run that must
+    finish first (its weights are then loaded as `run:<id>`), or None."""
+
+    load: Callable[[str, Path], Weights]
+    missing: Callable[[str, Path], str | None] = lambda arg, runs_dir: None
+    needs: Callable[[RunConfig], RunConfig | None] = lambda cfg: None
+
+
+SOURCES: Registry[Source] = Registry("weight source")
+
+
 def sha256_file(path: str | Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -46,57 +64,70 @@ def split_source(source: str) -> tuple[str, str]:
     return kind, arg
 
 
+def source_of(source: str) -> Source:
+    return SOURCES.get(split_source(source)[0])
+
+
 def load_weights(source: str, runs_dir: str | Path = "runs") -> Weights:
     kind, arg = split_source(source)
-    return SOURCES.get(kind)(arg, Path(runs_dir))
+    return SOURCES.get(kind).load(arg, Path(runs_dir))
 
 
-@SOURCES.register("none")
+def weights_missing(source: str, runs_dir: str | Path = "runs") -> str | None:
+    kind, arg = split_source(source)
+    return SOURCES.get(kind).missing(arg, Path(runs_dir))
+
+
 def _none(arg: str, runs_dir: Path) -> Weights:
     return Weights(None, "none")
 
 
-@SOURCES.register("file")
 def _file(arg: str, runs_dir: Path) -> Weights:
     """A timm-format state dict (.pth/.bin/.safetensors), e.g. on a cluster without internet."""
     from timm.models import load_state_dict
 
+    problem = _file_missing(arg, runs_dir)
+    if problem:
+        raise UserError(problem)
     path = Path(arg).expanduser()
-    if not path.is_file():
-        raise UserError(f"weights file not found: {path} (model.source=file:PATH needs a state "
-                        "dict file; `python -m core.prefetch weights TAG --out FILE` writes one)")
     sd = load_state_dict(str(path), weights_only=True)
     return Weights(sd, f"file:{path.resolve()}", sha256_file(path))
 
 
-@SOURCES.register("run")
+def _file_missing(arg: str, runs_dir: Path) -> str | None:
+    path = Path(arg).expanduser()
+    if path.is_file():
+        return None
+    return (f"weights file not found: {path} (model.source=file:PATH needs a state dict file; "
+            "`python -m core.prefetch weights TAG --out FILE` writes one)")
+
+
 def _run(arg: str, runs_dir: Path) -> Weights:
     """The final weights of a run of this project (e.g. a clean pretraining run)."""
-    import json
-
-    run_dir = runs_dir / arg
-    path = run_dir / "weights.pth"
-    if not path.is_file():
-        raise UserError(f"no weights for run {arg}: {path} is missing (is the run finished, "
-                        "and is runs_dir right?)")
-    meta = json.loads((run_dir / "result.json").read_text())
-    sd = torch.load(path, map_location="cpu", weights_only=True)
+    problem = _run_missing(arg, runs_dir)
+    if problem:
+        raise UserError(problem)
+    run_dir = RunDir.of(runs_dir, arg)
+    meta = run_dir.read_result() or {}
+    sd = torch.load(run_dir.weights, map_location="cpu", weights_only=True)
     norm = meta.get("pretrained") or {}
-    return Weights(sd, f"run:{arg}", sha256_file(path), norm.get("mean"), norm.get("std"),
-                   num_classes=meta.get("num_classes"))
+    return Weights(sd, f"run:{arg}", sha256_file(run_dir.weights), norm.get("mean"),
+                   norm.get("std"), num_classes=meta.get("num_classes"))
 
 
-@SOURCES.register("timm")
+def _run_missing(arg: str, runs_dir: Path) -> str | None:
+    run_dir = RunDir.of(runs_dir, arg)
+    if run_dir.weights.is_file() and run_dir.result.is_file():
+        return None
+    return (f"no weights for run {arg}: {run_dir.weights} is missing (is the run finished, "
+            "and is runs_dir right?)")
+
+
 def _timm(tag: str, runs_dir: Path) -> Weights:
     """A timm pretrained tag, from the Hugging Face / torch hub cache or the network."""
     import timm
-    from timm.models import get_pretrained_cfg
 
-    arch, _, _ = tag.partition(".")
-    cfg = get_pretrained_cfg(tag)
-    if cfg is None or not timm.is_model(arch):
-        raise ConfigError(f"unknown timm pretrained tag '{tag}'; "
-                          f"see timm.list_pretrained('{arch}*')")
+    cfg = _timm_cfg(tag)
     try:
         net = timm.create_model(tag, pretrained=True)
     except Exception as e:  # network or cache problems come in many exception types
@@ -110,8 +141,29 @@ def _timm(tag: str, runs_dir: Path) -> Weights:
                    info={"weights_file": str(path) if path else None})
 
 
+def _timm_cfg(tag: str):
+    import timm
+    from timm.models import get_pretrained_cfg
+
+    arch, _, _ = tag.partition(".")
+    cfg = get_pretrained_cfg(tag)
+    if cfg is None or not timm.is_model(arch):
+        raise ConfigError(f"unknown timm pretrained tag '{tag}'; "
+                          f"see timm.list_pretrained('{arch}*')")
+    return cfg
+
+
+def _timm_missing(tag: str, runs_dir: Path) -> str | None:
+    _timm_cfg(tag)
+    if cached_weights_file(tag) is not None:
+        return None
+    return (f"timm weights '{tag}' are not in the local cache: run `python -m core.prefetch "
+            f"weights {tag}` on a machine with internet (set HF_HUB_OFFLINE=1 on the cluster), "
+            "or use model.source=file:PATH")
+
+
 def cached_weights_file(tag: str) -> Path | None:
-    """The local file timm loaded `tag` from (HF hub or torch hub cache), if it can be found."""
+    """The local file timm loads `tag` from (HF hub or torch hub cache), if it can be found."""
     from timm.models import get_pretrained_cfg
     from timm.models._builder import _resolve_pretrained_source
 
@@ -133,3 +185,16 @@ def cached_weights_file(tag: str) -> Path | None:
     elif load_from == "file":
         return Path(loc)
     return None
+
+
+def _pretrain(arg: str, runs_dir: Path) -> Weights:
+    raise UserError("model.source=pretrain is resolved by core.run into the run:<id> of its "
+                    "pretraining run; load that instead")
+
+
+SOURCES.add("none", Source(_none))
+SOURCES.add("file", Source(_file, _file_missing))
+SOURCES.add("run", Source(_run, _run_missing))
+SOURCES.add("timm", Source(_timm, _timm_missing))
+# a clean run of the same model, trained on first use and shared by every cell that needs it
+SOURCES.add("pretrain", Source(_pretrain, needs=pretrain_config))

@@ -1,24 +1,21 @@
 """The run's one checkpoint file: saved atomically, loaded with weights_only=True, checked."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 
 from core.atomic import save_torch
 from core.errors import CheckpointError
-
-CHECKPOINT = "checkpoint.pth"
-
-
-def save_checkpoint(run_dir: Path, state: dict) -> None:
-    save_torch(run_dir / CHECKPOINT, state)
+from core.rundir import RunDir
 
 
-def load_checkpoint(run_dir: Path, run_id: str) -> dict | None:
+def save_checkpoint(run_dir: RunDir, state: dict) -> None:
+    save_torch(run_dir.checkpoint, state)
+
+
+def load_checkpoint(run_dir: RunDir, run_id: str) -> dict | None:
     """The saved state, None if there is none; a corrupt or foreign file is an error (and is
     left untouched, so nothing is lost)."""
-    path = run_dir / CHECKPOINT
+    path = run_dir.checkpoint
     if not path.is_file():
         return None
     try:

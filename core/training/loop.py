@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import torch
 from timm.utils import ModelEmaV3
@@ -21,13 +20,14 @@ from core.config import RunConfig
 from core.data import Mixer, RandAugment, Splits, crop_flip, steps_per_epoch, train_batches
 from core.data.sets import train_indices
 from core.errors import ConfigError
-from core.evaluation import CPU_BATCH, EvalContext, evaluate
+from core.evaluation import CPU_BATCH, EVAL_ATTACKS, NATURAL, EvalContext, evaluate
 from core.models import BuiltModel
+from core.rundir import RunDir
 from core.seeding import derive_seed, generator
 from core.training.ard_prm import ARD, PRM, ramp
 from core.training.checkpoint import load_checkpoint, save_checkpoint
 from core.training.curve import write_curve
-from core.training.objectives import OBJECTIVES
+from core.training.objectives import objective_of
 from core.training.precision import autocast
 from core.training.schedules import SCHEDULES, build_optimizer, set_lr
 
@@ -85,7 +85,7 @@ def setup(cfg: RunConfig, built: BuiltModel, device: torch.device) -> Trainee:
     return Trainee(model, build_optimizer(model, cfg.optim), ema, ard, prm)
 
 
-def train(cfg: RunConfig, run_id: str, run_dir: Path, built: BuiltModel, splits: Splits,
+def train(cfg: RunConfig, run_id: str, run_dir: RunDir, built: BuiltModel, splits: Splits,
           device: torch.device) -> tuple[Progress, Trainee]:
     t = setup(cfg, built, device)
     progress = _restore(run_dir, run_id, t)
@@ -94,7 +94,7 @@ def train(cfg: RunConfig, run_id: str, run_dir: Path, built: BuiltModel, splits:
     return progress, t
 
 
-def _restore(run_dir: Path, run_id: str, t: Trainee) -> Progress:
+def _restore(run_dir: RunDir, run_id: str, t: Trainee) -> Progress:
     state = load_checkpoint(run_dir, run_id)
     if state is None:
         return Progress()
@@ -107,7 +107,7 @@ def _restore(run_dir: Path, run_id: str, t: Trainee) -> Progress:
     return progress
 
 
-def _save(run_dir: Path, run_id: str, t: Trainee, progress: Progress) -> None:
+def _save(run_dir: RunDir, run_id: str, t: Trainee, progress: Progress) -> None:
     t.flush(progress)
     save_checkpoint(run_dir, {
         "run_id": run_id, "model": t.model.state_dict(), "optimizer": t.opt.state_dict(),
@@ -115,7 +115,7 @@ def _save(run_dir: Path, run_id: str, t: Trainee, progress: Progress) -> None:
         "progress": asdict(progress)})
 
 
-def _loop(cfg: RunConfig, run_id: str, run_dir: Path, t: Trainee, splits: Splits,
+def _loop(cfg: RunConfig, run_id: str, run_dir: RunDir, t: Trainee, splits: Splits,
           device: torch.device, progress: Progress) -> None:
     indices = train_indices(len(splits.train), cfg.data.train_subset)
     steps = steps_per_epoch(len(indices), cfg.batch_size)
@@ -159,7 +159,7 @@ def _loop(cfg: RunConfig, run_id: str, run_dir: Path, t: Trainee, splits: Splits
     _save(run_dir, run_id, t, progress)
 
 
-def _save_if_consistent(run_dir: Path, run_id: str, t: Trainee, progress: Progress) -> None:
+def _save_if_consistent(run_dir: RunDir, run_id: str, t: Trainee, progress: Progress) -> None:
     """Interrupted in the attack or the backward pass, nothing has changed since the last
     step: save, so the job resumes exactly here. Inside the update, keep the last save."""
     if not t.updating:
@@ -174,14 +174,14 @@ def _step(cfg: RunConfig, t: Trainee, mixer: Mixer, x: torch.Tensor, y: torch.Te
     set_lr(t.opt, SCHEDULES.get(cfg.optim.schedule)(epoch_t, cfg.optim, cfg.epochs))
     g = generator(cfg.seed, "step", epoch, step, device=device)
     x = crop_flip(x.float() / 255, cfg.aug.crop_padding, cfg.aug.flip, g)
-    use_mix = not cfg.aug.mix_at_only or cfg.method.name == "at"
+    objective, hparams = objective_of(cfg.method)
+    use_mix = not cfg.aug.mix_at_only or objective.official_mix
     x, target = mixer(x, y, derive_seed(cfg.seed, "mix", epoch, step), enabled=use_mix)
     make_adv = _adversary(cfg, t, x, ramp(epoch_t, cfg.warmup_epochs), g, device)
     torch.manual_seed(derive_seed(cfg.seed, "model", epoch, step))  # timm's drop-path draws
     t.model.train()
     with autocast(cfg.precision, device):
-        loss, logits = OBJECTIVES.get(cfg.method.name).loss(t.model, x, target, make_adv,
-                                                             cfg.method.beta)
+        loss, logits = objective.loss(t.model, x, target, make_adv, **hparams)
     t.opt.zero_grad(set_to_none=True)
     loss.backward()
     max_norm = cfg.optim.grad_clip_norm if cfg.optim.grad_clip else float("inf")
@@ -239,15 +239,15 @@ def _end_epoch(cfg: RunConfig, t: Trainee, progress: Progress, epoch: int, x: to
                y: torch.Tensor, device: torch.device) -> None:
     ctx = EvalContext(eps=cfg.attack.eps, seed=cfg.seed,
                       batch_size=cfg.eval.batch_size or CPU_BATCH,  # small fixed subset
-                      device=device, cw_kappa=cfg.eval.cw_kappa)
-    attacks = ["clean"] + ([cfg.eval.curve_attack] if cfg.method.name != "clean" else [])
+                      device=device, eval=cfg.eval)
+    attacks = [NATURAL] + ([cfg.eval.curve_attack] if objective_of(cfg.method)[0].attacks else [])
     m = evaluate(t.eval_model, x, y, attacks, ctx)
     t.flush(progress)
     seen = max(progress.epoch_seen, 1)
     row = {"epoch": epoch + 1, "lr": t.opt.param_groups[0]["lr"],
            "train_loss": progress.epoch_loss / seen, "train_acc": progress.epoch_correct / seen,
-           "test_clean_acc": m["clean_acc"],
-           "test_robust_acc": m.get(f"{cfg.eval.curve_attack}_acc", float("nan")),
+           "test_clean_acc": m[EVAL_ATTACKS.get(NATURAL).column],
+           "test_robust_acc": m.get(EVAL_ATTACKS.get(cfg.eval.curve_attack).column, float("nan")),
            "grad_norm_mean": progress.epoch_grad_norm / max(progress.epoch_steps, 1),
            "grad_norm_max": progress.epoch_grad_norm_max,
            "images_per_s": progress.images / max(progress.train_seconds, 1e-9),

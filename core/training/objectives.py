@@ -1,12 +1,16 @@
 """Training objectives sharing the one PGD: clean (natural), AT (Madry), TRADES, MART.
 
 Targets are labels [B], or soft [B, K] under Mixup/CutMix; the adversarial example is made
-against the same (mixed) target the loss uses, as in the official code.
+against the same (mixed) target the loss uses, as in the official code. Each objective
+declares its own hyper-parameters (read from its config group, core/conf/method/<name>.yaml)
+and its facts: whether it attacks, what it costs beyond PGD-k AT, whether the official code
+mixed for it.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -14,6 +18,7 @@ from torch import nn
 
 from core.attacks import cross_entropy, kl_to_clean
 from core.attacks.losses import hard_labels
+from core.errors import ConfigError
 from core.registry import Registry
 
 # make_adv(loss, target, start) -> x_adv: the configured PGD with its ARD/PRM plug-ins;
@@ -23,21 +28,63 @@ MakeAdv = Callable[[Callable, torch.Tensor, str], torch.Tensor]
 
 @dataclass(frozen=True)
 class Objective:
-    """loss(model, x, target, make_adv, beta) -> (scalar loss, logits for train accuracy)."""
+    """loss(model, x, target, make_adv, **hparams) -> (scalar loss, logits for train accuracy).
+
+    hparams: its hyper-parameters (names), read from the `method` config group.
+    attacks: whether it makes adversarial examples (clean training does not).
+    extra_passes: forward-pass equivalents per image beyond one PGD-k AT step's (2k + 3):
+      a clean forward and its backward is 3 (TRADES, MART).
+    official_mix: the official code applied Mixup/CutMix to it (`aug.mix_at_only=true`
+      reproduces that; by default every objective sees the same augmentation).
+    check(hparams): raises ConfigError for values that cannot work.
+    """
 
     loss: Callable
-    attacks: bool = True       # False: no adversarial examples (clean training)
+    hparams: tuple[str, ...] = ()
+    attacks: bool = True
+    extra_passes: int = 0
+    official_mix: bool = False
+    check: Callable[[Mapping[str, Any]], None] = lambda hparams: None
+
+    def hparams_of(self, method: Mapping[str, Any], name: str) -> dict[str, Any]:
+        """This objective's hyper-parameters from the `method` config block; anything else
+        there is an error naming what it takes."""
+        given = {k: v for k, v in method.items() if k != "name"}
+        takes = ", ".join(self.hparams) or "none"
+        for k in given:
+            if k not in self.hparams:
+                raise ConfigError(f"method.{k} is not a hyper-parameter of '{name}' (it takes: "
+                                  f"{takes})")
+        for k in self.hparams:
+            if k not in given:
+                raise ConfigError(f"method '{name}' needs method.{k} (it takes: {takes}); "
+                                  f"set it in core/conf/method/{name}.yaml or with +method.{k}=")
+        self.check(given)
+        return given
 
 
 OBJECTIVES: Registry[Objective] = Registry("method")
 
 
-def _clean(model: nn.Module, x, target, make_adv: MakeAdv, beta: float):
+def objective_of(method: Mapping[str, Any]) -> tuple[Objective, dict[str, Any]]:
+    """The objective a `method` config block names, and its checked hyper-parameters."""
+    name = method.get("name")
+    objective = OBJECTIVES.get(str(name))
+    return objective, objective.hparams_of(method, str(name))
+
+
+def _beta_nonnegative(hparams: Mapping[str, Any]) -> None:
+    if hparams["beta"] < 0:
+        raise ConfigError(f"method.beta={hparams['beta']:g} is negative; TRADES and MART need "
+                          "beta >= 0 (the paper uses 6)")
+
+
+def _clean(model: nn.Module, x, target, make_adv: MakeAdv):
     logits = model(x)
     return cross_entropy(logits, target).mean(), logits
 
 
-def _at(model: nn.Module, x, target, make_adv: MakeAdv, beta: float):
+def _at(model: nn.Module, x, target, make_adv: MakeAdv):
     logits = model(make_adv(cross_entropy, target, "uniform"))
     return cross_entropy(logits, target).mean(), logits
 
@@ -85,6 +132,8 @@ def _mart(model: nn.Module, x, target, make_adv: MakeAdv, beta: float):
 
 
 OBJECTIVES.add("clean", Objective(_clean, attacks=False))
-OBJECTIVES.add("at", Objective(_at))
-OBJECTIVES.add("trades", Objective(_trades))
-OBJECTIVES.add("mart", Objective(_mart))
+OBJECTIVES.add("at", Objective(_at, official_mix=True))
+OBJECTIVES.add("trades", Objective(_trades, hparams=("beta",), extra_passes=3,
+                                   check=_beta_nonnegative))
+OBJECTIVES.add("mart", Objective(_mart, hparams=("beta",), extra_passes=3,
+                                 check=_beta_nonnegative))

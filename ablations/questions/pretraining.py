@@ -1,10 +1,9 @@
 """Claim 1: does pretraining matter, and does more pretraining data help?"""
-from ablations.spec import ABLATIONS, Ablation, Claim
+from ablations.spec import Ablation, Claim
 
 REF = "Mo et al. 2022, claim 1 (pre-training study; ../shared/paper-recipe.md)"
 
-ABLATIONS.add("pretraining", Ablation(
-    name="pretraining",
+ABLATION = Ablation(
     question="Does pretraining matter for adversarial training of ViTs, and is ImageNet-21K "
              "pretraining better than ImageNet-1K?",
     axes={
@@ -24,16 +23,19 @@ ABLATIONS.add("pretraining", Ablation(
                         "large": ["model.source=pretrain"]},
     },
     claims=(
-        Claim("1a", "pretrained models are much more robust than models trained from scratch "
-              "(about +20 points)", "pgd20_acc", "pretraining", ("ImageNet-1K", "ImageNet-21K"),
-              "none", "+", REF, size=20.0, scales=("paper",)),
-        Claim("1a", "pretrained models are much more robust than models trained from scratch",
-              "pgd20_acc", "pretraining", ("small", "large"), "none", "+", REF, size=20.0,
-              scales=("tiny",)),
-        Claim("1b", "ImageNet-21K pretraining is not better than ImageNet-1K", "pgd20_acc",
-              "pretraining", ("ImageNet-21K",), "ImageNet-1K", "<=", REF, scales=("paper",)),
-        Claim("1b", "more pretraining data is not better (tiny: large vs small source set)",
-              "pgd20_acc", "pretraining", ("large",), "small", "<=", REF, scales=("tiny",)),
+        Claim(id="1a", text="pretrained models are much more robust than models trained from "
+              "scratch (about +20 points)", metric="pgd20_acc", axis="pretraining",
+              treatment=("ImageNet-1K", "ImageNet-21K"), control="none", direction="+",
+              reference=REF, size=20.0, scales=("paper",)),
+        Claim(id="1a", text="pretrained models are much more robust than models trained from "
+              "scratch", metric="pgd20_acc", axis="pretraining", treatment=("small", "large"),
+              control="none", direction="+", reference=REF, size=20.0, scales=("tiny",)),
+        Claim(id="1b", text="ImageNet-21K pretraining is not better than ImageNet-1K",
+              metric="pgd20_acc", axis="pretraining", treatment=("ImageNet-21K",),
+              control="ImageNet-1K", direction="<=", reference=REF, scales=("paper",)),
+        Claim(id="1b", text="more pretraining data is not better (tiny: large vs small source "
+              "set)", metric="pgd20_acc", axis="pretraining", treatment=("large",),
+              control="small", direction="<=", reference=REF, scales=("tiny",)),
     ),
     figure="curves",
-))
+)
