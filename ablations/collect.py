@@ -12,6 +12,7 @@ import pandas as pd
 from ablations import manifest as mf
 from ablations.spec import Ablation
 from core.evaluation import EVAL_ATTACKS, WORST_CASE, metric_columns, worst_case
+from core.provenance import machine_kind
 from core.rundir import RunDir
 
 STATUSES = ("done", "diverged", "failed", "missing")
@@ -24,7 +25,7 @@ def metrics() -> list[str]:
 
 def id_columns() -> list[str]:
     subsets = [a.count_column for a in EVAL_ATTACKS.values() if a.limit]
-    return ["seed", "status", "run_id", "git_sha", "dirty", "n_eval", *subsets,
+    return ["seed", "status", "run_id", "git_sha", "dirty", "machine", "n_eval", *subsets,
             "train_seconds", "images_per_s"]
 
 
@@ -57,7 +58,8 @@ def _result_fields(run_dir: RunDir, attacks: list[str] | None) -> dict:
     asked = attacks or r["config"]["eval"]["attacks"]
     entries = [EVAL_ATTACKS.get(a) for a in asked if a in EVAL_ATTACKS]
     fields = {"status": r["status"], "git_sha": r["code"]["git_sha"][:10],
-              "dirty": r["code"]["dirty"], "n_eval": r["n_eval"],
+              "dirty": r["code"]["dirty"], "machine": machine_kind(r.get("machine") or {}),
+              "n_eval": r["n_eval"],
               "train_seconds": r.get("train_seconds"),
               "images_per_s": r.get("train_images_per_s")}
     for a in entries:
@@ -69,6 +71,25 @@ def _result_fields(run_dir: RunDir, attacks: list[str] | None) -> dict:
         subset = worst_case(run_dir, asked)
         fields[WORST_CASE] = fields[WORST_CASE] if subset is None else subset
     return fields
+
+
+def evaluation_rows(runs_dir: Path) -> pd.DataFrame:
+    """One row per evaluation of a checkpoint by `python -m core.evaluate` (<runs_dir>/_evals):
+    what was evaluated (source, SHA-256 of the weights), on what, and every attack's column."""
+    from core.evaluate import evaluations
+
+    out = []
+    for r in evaluations(runs_dir):
+        cfg = r["config"]
+        row = {"eval_id": r["eval_id"], "source": r["source"], "sha256": r["weights"]["sha256"],
+               "arch": cfg["model"]["arch"], "data": cfg["data"]["name"],
+               "eps": cfg["attack"]["eps"], "seed": cfg["seed"], "n_eval": r["n_eval"],
+               "git_sha": r["code"]["git_sha"][:10], "dirty": r["code"]["dirty"]}
+        row.update({a.count_column: r.get(a.count_column) for a in EVAL_ATTACKS.values()
+                    if a.limit})
+        row.update({m: r.get(m) for m in metrics()})
+        out.append(row)
+    return pd.DataFrame(out)
 
 
 def curves(run_dir: RunDir) -> pd.DataFrame | None:

@@ -1,28 +1,11 @@
-"""Dry-run checks and cost estimates of a grid, without running it.
-
-Cost model, in forward passes F of one image (FLOPs counted by torch on the meta device):
-an attack step is a forward and an input-gradient backward (2F), a weight update 3F, so a
-PGD-k AT step is (2k + 3)F per image, plus what the objective adds (its `extra_passes`);
-each evaluation attack says its own passes per example (core.evaluation).
-"""
+"""Dry-run checks of a grid's jobs, without running them (the cost model is core.cost)."""
 from __future__ import annotations
 
-import functools
-import time
 from dataclasses import dataclass, field
 
-import torch
-from torch.utils.flop_counter import FlopCounterMode
-
 from ablations.jobs import Job
-from core.config import RunConfig
-from core.data.sets import DATASETS
+from core.cost import data_facts, job_flops
 from core.errors import UserError
-from core.evaluation import EVAL_ATTACKS
-from core.training.objectives import objective_of
-
-UNKNOWN_SIZES = (10000, 1000)  # (train, test) images of a data set that is not here to count
-CURVE_PASSES = 42              # per curve point and epoch: natural + PGD-20
 
 
 @dataclass
@@ -31,58 +14,6 @@ class JobCheck:
     flops: float
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-
-
-@functools.cache
-def forward_flops(arch: str, img_size: int, patch: int | None, window: int | None,
-                  classes: int = 10) -> float:
-    import timm
-
-    from core.config import ModelCfg
-    from core.models import timm_kwargs
-
-    kwargs, _ = timm_kwargs(ModelCfg(arch=arch, patch_size=patch, window_size=window), img_size,
-                            classes)
-    with torch.device("meta"):
-        net = timm.create_model(arch, **kwargs)
-        x = torch.empty(1, 3, img_size, img_size)
-    with FlopCounterMode(display=False) as counter:
-        net(x)
-    return float(counter.get_total_flops())
-
-
-def passes_per_image(cfg: RunConfig) -> float:
-    """Forward-pass equivalents of one training step per image."""
-    objective, _ = objective_of(cfg.method)
-    return (2 * cfg.attack.steps if objective.attacks else 0) + 3 + objective.extra_passes
-
-
-def job_flops(cfg: RunConfig) -> float:
-    img = cfg.model.img_size or cfg.data.img_size
-    f = forward_flops(cfg.model.arch, img, cfg.model.patch_size, cfg.model.window_size)
-    n_train, n_test = _data(cfg.data.name, cfg.data.root, cfg.data.img_size)[1]
-    if cfg.data.train_subset:
-        n_train = min(n_train, cfg.data.train_subset)
-    train = cfg.epochs * n_train * passes_per_image(cfg) * f
-    curve = cfg.epochs * min(cfg.eval.curve_n, n_test) * CURVE_PASSES * f
-    n_eval = min(cfg.eval.n or n_test, n_test)
-    evals = sum(a.passes * a.points(cfg.eval, n_eval)
-                for a in map(EVAL_ATTACKS.get, cfg.eval.attacks))
-    return train + curve + evals * f
-
-
-@functools.cache
-def _data(name: str, root: str | None, img_size: int) -> tuple[str | None, tuple[int, int]]:
-    """(why the data set cannot be read here or None, its (train, test) sizes: counted where
-    it is, else the data set's nominal sizes)."""
-    from core.config import DataCfg
-    from core.data import load_splits
-
-    try:
-        splits = load_splits(DataCfg(name=name, root=root, img_size=img_size))
-    except UserError as e:
-        return str(e), DATASETS.get(name).sizes or UNKNOWN_SIZES
-    return None, (len(splits.train), len(splits.test))
 
 
 def check(job: Job) -> JobCheck:
@@ -97,7 +28,7 @@ def check(job: Job) -> JobCheck:
     except UserError as e:
         out.problems.append(str(e))
         return out
-    data = _data(job.cfg.data.name, job.cfg.data.root, job.cfg.data.img_size)[0]
+    data = data_facts(job.cfg.data.name, job.cfg.data.root, job.cfg.data.img_size)[0]
     if data:
         out.problems.append(data)
     if source_of(job.cfg.model.source).needs(job.cfg) is None:  # else a job of the grid
@@ -105,25 +36,3 @@ def check(job: Job) -> JobCheck:
         if weights:
             out.warnings.append(weights)
     return out
-
-
-def cpu_flops_per_s(threads: int = 1) -> float:
-    """What this CPU sustains on the tiny ViT (forward + input backward), measured now."""
-    import timm
-
-    import core.models.tiny  # noqa: F401
-
-    old = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        net = timm.create_model("vitadv_vit_micro").eval()
-        x = torch.rand(128, 3, 16, 16, requires_grad=True)
-        for _ in range(2):
-            net(x).sum().backward()
-        t = time.perf_counter()
-        for _ in range(5):
-            net(x).sum().backward()
-        seconds = (time.perf_counter() - t) / 5
-    finally:
-        torch.set_num_threads(old)
-    return 128 * 2 * forward_flops("vitadv_vit_micro", 16, None, None) / seconds

@@ -1,11 +1,12 @@
 """--dry-run: every cell with its state, the problems that would stop it, and the cost."""
 from __future__ import annotations
 
-from ablations.cost import check, cpu_flops_per_s
+from ablations.cost import check
 from ablations.grid import Cell
 from ablations.jobs import Job
 from ablations.launchers import todo
 from ablations.spec import get
+from core.cost import cpu_flops_per_s
 
 
 def report(name: str, scale: str, cells: list[Cell], jobs: list[Job], args) -> int:

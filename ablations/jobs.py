@@ -72,9 +72,11 @@ class RunJob(submitit.helpers.Checkpointable):
         self.threads = threads
 
     def __call__(self) -> dict:
+        from core.distributed import init_from_env
         from core.run import run
 
         _exit_on_sigterm()
+        w = init_from_env()  # one rank per task when the cell spans several devices
         cfg = from_dict(self.cfg)
         # a config that pins its threads (tiny scale: 1, for identical numbers) keeps them
         cfg = replace(cfg, progress=False, threads=cfg.threads or self.threads)
@@ -82,10 +84,21 @@ class RunJob(submitit.helpers.Checkpointable):
         try:
             result = run(cfg)
         except Exception as e:  # an interruption (requeue, kill) is not a failure
-            run_dir.record_failure(f"{type(e).__name__}: {e}", traceback.format_exc()[-4000:])
+            if w.main:
+                run_dir.record_failure(f"{type(e).__name__}: {e}",
+                                       traceback.format_exc()[-4000:])
             raise
-        run_dir.clear_failure()
+        if w.main:
+            run_dir.clear_failure()
         return {"run_id": result["run_id"], "status": result["status"]}
+
+    def checkpoint(self, *args, **kwargs):
+        """submitit calls this on rank 0 alone before a time-out or preemption: ask every
+        rank to save at the next step boundary (the loop shares the request), then requeue."""
+        from core.training import loop
+
+        loop.request_save()
+        return super().checkpoint(*args, **kwargs)
 
 
 def _exit_on_sigterm() -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ablations.collect import metrics, rows, summary
+from ablations.collect import evaluation_rows, metrics, rows, summary
 from ablations.figures import ablation_figure, asked_metrics
 from ablations.spec import Ablation, load_all
 from ablations.verdicts import Verdict, judge
@@ -70,6 +70,10 @@ def _version_warnings(ab: Ablation, df: pd.DataFrame) -> list[str]:
         if dirty:
             warnings.append(f"{ab.name} ({scale}): {dirty} run(s) from a checkout with "
                             "uncommitted changes")
+        kinds = g["machine"].fillna("unknown").value_counts()
+        if len(kinds) > 1:  # float rounding differs between them: not one measurement
+            listed = ", ".join(f"{k} ({n} runs)" for k, n in kinds.items())
+            warnings.append(f"{ab.name} ({scale}) mixes machine kinds: {listed}")
     return warnings
 
 
@@ -129,6 +133,14 @@ def _pm(r: pd.Series, metric: str) -> str:
     return (f"{100 * mean:.1f}" + ("" if pd.isna(std) else f" ± {100 * std:.1f}")) + flag
 
 
+def report_evaluations(runs_dir: Path, out: Path) -> int:
+    """results/evaluations.csv: one row per checkpoint evaluation (core.evaluate); how many."""
+    df = evaluation_rows(runs_dir)
+    if not df.empty:
+        write_text(out / "evaluations.csv", csv_text(df))
+    return len(df)
+
+
 def claims_md(all_verdicts: dict[str, list[Verdict]], warnings: list[str]) -> str:
     lines = ["# Claims", "",
              "Each claim of the paper, measured by this project: the effect is the mean paired "
@@ -159,7 +171,7 @@ def claims_md(all_verdicts: dict[str, list[Verdict]], warnings: list[str]) -> st
     return "\n".join(lines) + "\n"
 
 
-def readme(names: list[str]) -> str:
+def readme(names: list[str], evaluations: bool = False) -> str:
     lines = ["# results/", "",
              "Everything here is written by `python -m ablations.report` from the run folders "
              "(runs/<run-id>/result.json and curve.csv) of the grids launched with "
@@ -171,6 +183,9 @@ def readme(names: list[str]) -> str:
                      "seeds |")
         if load_all().get(n).figure == "table":
             lines.append(f"| `{n}.md`, `{n}.tex` | grid `{n}`, every attack it asks for |")
+    if evaluations:
+        lines.append("| `evaluations.csv` | checkpoint evaluations (`python -m core.evaluate`, "
+                     "runs/_evals/): one row each, with source and SHA-256 of the weights |")
     lines += ["| `claims.md` | every claim's paired effect and verdict (ablations/verdicts.py) |",
               "", "Columns: the grid's axes, `seed`, `status` (done / diverged / failed / "
               "missing), `run_id`, `git_sha`/`dirty` (code version of the run), `n_eval`, "
@@ -203,11 +218,15 @@ def main(argv: list[str] | None = None) -> int:
         warnings += w
         if verdicts[name]:
             reported.append(name)
+    n_evals = report_evaluations(runs_dir, out)
+    if n_evals:
+        print(f"{n_evals} checkpoint evaluation(s) -> {out / 'evaluations.csv'}")
     if not reported:
-        print(f"nothing to report: no launched grids under {runs_dir}")
+        if not n_evals:
+            print(f"nothing to report: no launched grids under {runs_dir}")
         return 0
     write_text(out / "claims.md", claims_md(verdicts, warnings))
-    write_text(out / "README.md", readme(reported))
+    write_text(out / "README.md", readme(reported, n_evals > 0))
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr)
     for name, vs in verdicts.items():

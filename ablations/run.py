@@ -4,6 +4,7 @@
     python -m ablations.run pretraining --launcher slurm             # paper scale, returns
     python -m ablations.run ard_prm --dry-run                        # cells, cost, problems
     python -m ablations.run all --scale tiny --seeds 3               # every grid, one pool
+    python -m ablations.run all --scale paper --preflight            # two steps of every run
 
 Cells whose run already finished are never redone; failed ones are submitted again.
 """
@@ -35,10 +36,23 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--wait", action="store_true", help="slurm: block until the grid is done")
     p.add_argument("--workers", type=int, default=None,
                    help="local: runs at once (default: one per GPU, else one per CPU core)")
-    p.add_argument("--profile", default="default", help="slurm: a slurm/profiles/ name")
+    p.add_argument("--profile", default=None,
+                   help="slurm: a slurm/profiles/ name or a .yaml path (default: the scale's "
+                        "resources.profile: tiny cpu, paper default)")
     p.add_argument("--gpu-tflops", type=float, default=300.0,
                    help="dry-run: sustained GPU TFLOP/s for the GPU-hour estimate")
-    return p.parse_intermixed_args(argv)
+    p.add_argument("--preflight", action="store_true",
+                   help="every run of the grid for two steps on a few images and a two-point "
+                        "evaluation, in a scratch folder: ok or why not, time and memory")
+    p.add_argument("--preflight-batch", type=int, default=None,
+                   help="preflight: images per optimizer step (default: the config's batch "
+                        "on a GPU, 4 on a CPU)")
+    args = p.parse_intermixed_args(argv)
+    for flag in ("seeds", "workers", "preflight_batch"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            p.error(f"--{flag.replace('_', '-')}={value}: give at least 1")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,7 +77,9 @@ def _main(args: argparse.Namespace) -> int:
         from ablations.dry_run import report
 
         return report(args.name, args.scale, cells, jobs, args)
-    _reject_invalid(jobs)
+    _reject_invalid(jobs, device=args.launcher != "slurm")
+    if args.preflight:
+        return _preflight(args, cells, runs_dir)
     manifests, owners = {}, {}
     for name, grid in grids.items():
         manifests[name] = mf.load(runs_dir, name, args.scale)
@@ -83,11 +99,29 @@ def _main(args: argparse.Namespace) -> int:
     return 1 if out.failed else 0
 
 
-def _reject_invalid(jobs) -> None:
-    from core.validate import validate
+def _reject_invalid(jobs, device: bool) -> None:
+    """Every run's config, data, weights (and device, where the jobs run here) before any
+    job starts."""
+    from core.validate import check_inputs, validate
 
     for j in jobs:
         validate(j.cfg)
+        check_inputs(j.cfg, device=device)
+
+
+def _preflight(args: argparse.Namespace, cells, runs_dir: str) -> int:
+    from ablations import preflight
+
+    batch = args.preflight_batch or preflight.default_batch(cells)
+    jobs, fulls = preflight.plan(cells, runs_dir, batch)
+    opts = LaunchOptions(runs_dir=str(preflight.scratch(runs_dir)),
+                         workers=args.workers or _default_workers(), profile=args.profile,
+                         wait=True, on_event=lambda line: None,
+                         make_job=preflight.job_factory(fulls))
+    print(f"pre-flight of {args.name} ({args.scale}): {len(jobs)} runs, {batch} images a step, "
+          f"launcher {args.launcher}, scratch {opts.runs_dir}")
+    LAUNCHERS.get(args.launcher)(jobs, preflight.group(runs_dir, jobs), opts)
+    return preflight.report(jobs, fulls, cells)
 
 
 def _default_workers() -> int:

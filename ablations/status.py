@@ -1,11 +1,14 @@
 """Where a launched grid stands: python -m ablations.status [NAME ...] [--scale S]
 
 Each run is done, diverged, failed (with the tail of its log), running or pending. SLURM
-jobs are asked about with sacct; local ones are judged from their run folders.
+jobs are asked about with sacct (squeue on clusters that keep no accounting); local ones are
+judged from their run folders.
 """
 from __future__ import annotations
 
 import argparse
+import functools
+import re
 import subprocess
 import sys
 import time
@@ -40,10 +43,19 @@ def slurm_states(job_ids: list[str]) -> dict[str, str]:
     """job id -> SLURM state: sacct when the cluster keeps accounting, else squeue (queued
     and running jobs; finished ones are judged from their run folders); {} when SLURM
     cannot be asked."""
+    return query_slurm(job_ids) or {}
+
+
+def query_slurm(job_ids: list[str]) -> dict[str, str] | None:
+    """As `slurm_states`, but None when SLURM cannot be asked: a waiting loop must not read
+    a failed query as "every job has left the queue"."""
     if not job_ids:
         return {}
-    for cmd in (["sacct", "-n", "-P", "-X", "-o", "JobID,State", "-j", ",".join(job_ids)],
-                ["squeue", "-h", "-r", "-o", "%i|%T"]):  # -j fails on ids that have left
+    # -j fails on ids that have left the queue, so squeue lists them all (-r: array tasks)
+    cmds = [["squeue", "-h", "-r", "-o", "%i|%T"]]
+    if slurm_accounting():  # without it sacct only says so on stderr, at every call
+        cmds.insert(0, ["sacct", "-n", "-P", "-X", "-o", "JobID,State", "-j", ",".join(job_ids)])
+    for cmd in cmds:
         try:
             out = subprocess.run(cmd, capture_output=True, text=True, timeout=30,
                                  check=True).stdout
@@ -54,7 +66,31 @@ def slurm_states(job_ids: list[str]) -> dict[str, str]:
             jid, _, state = line.partition("|")
             states[jid.strip()] = state.strip()
         return {j: states[j] for j in job_ids if j in states}
-    return {}
+    return None
+
+
+@functools.cache
+def slurm_accounting() -> bool:
+    """Whether the cluster keeps job accounting (sacct knows finished jobs); asked once."""
+    try:
+        out = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True,
+                             timeout=30, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return False
+    kind = re.search(r"^AccountingStorageType\s*=\s*(\S+)", out, re.MULTILINE)
+    return bool(kind) and not kind.group(1).endswith("/none")
+
+
+def live_state(runs_dir: Path, run_id: str, slurm_state: str | None) -> str:
+    """The state of a run whose SLURM job was just submitted (`--wait`): its result, else
+    what SLURM says, else failed (it left the queue without a result). SLURM comes before
+    the run's failure record: a failed cell submitted again still has its old one."""
+    result = RunDir.of(runs_dir, run_id).read_result()
+    if result is not None:
+        return result["status"]
+    if slurm_state:
+        return SLURM_STATES.get(slurm_state.split()[0], "failed")
+    return "failed"
 
 
 def log_tail(runs_dir: Path, run_id: str, job: dict | None, n: int = 5) -> list[str]:

@@ -13,7 +13,7 @@ import json
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
@@ -24,6 +24,7 @@ from core.attacks import PGD, START, cross_entropy, cw_margin, pgd_eval
 from core.attacks.autoattack import autoattack_correct
 from core.attacks.pgd import eval_mode
 from core.config import EvalCfg
+from core.distributed import World, eval_shard, world
 from core.registry import Registry
 from core.rundir import RunDir
 from core.seeding import generator
@@ -42,10 +43,19 @@ class EvalContext:
     eval: EvalCfg | None = None      # the config's evaluation block (CW's kappa, subsets)
     state: RunDir | None = None      # where finished attacks and AutoAttack's state are kept
     progress: bool = False
+    index: torch.Tensor | None = None  # the global index of each row of x (None: 0..n-1)
+    world: World = field(default_factory=world)
 
     @property
     def cw_kappa(self) -> float:
         return (self.eval or EvalCfg()).cw_kappa
+
+    @property
+    def step_size(self) -> float:
+        return float((self.eval or EvalCfg()).step_size)
+
+    def rows(self, n: int) -> torch.Tensor:
+        return torch.arange(n) if self.index is None else self.index
 
 
 Evaluator = Callable[[nn.Module, torch.Tensor, torch.Tensor, EvalContext], torch.Tensor]
@@ -120,15 +130,19 @@ def clean_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
 def pgd_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, ctx: EvalContext, *,
                 name: str, steps: int, loss: Callable[[EvalContext], Callable],
                 restarts: int = 1) -> torch.Tensor:
-    """PGD with a uniform random start, step 2/255, `restarts` restarts on robust examples."""
-    attack = PGD(ctx.eps, 2 / 255, steps, loss(ctx), start="uniform")
+    """PGD with a uniform random start, step eval.step_size (2/255 unless set), `restarts`
+    restarts on robust examples."""
+    attack = PGD(ctx.eps, ctx.step_size, steps, loss(ctx), start="uniform")
     correct = torch.ones(len(y), dtype=torch.bool)
     for restart in range(restarts):
         idx = correct.nonzero().squeeze(1)
+        if len(idx) == 0:  # nothing left to attack (or no points on this rank)
+            break
         flags = []
         for (xb, yb), ib in zip(_batches(x[idx], y[idx], ctx, name), idx.split(ctx.batch_size),
                                 strict=True):
-            noise = _start_noise(ib, xb.shape[1:], ctx.seed, name, restart).to(xb.device)
+            global_ib = ctx.rows(len(y))[ib]  # the start depends on the example, not its shard
+            noise = _start_noise(global_ib, xb.shape[1:], ctx.seed, name, restart).to(xb.device)
             flags.append(pgd_eval(model, xb, yb, attack, noise)[1].cpu())
         if flags:
             correct[idx] = torch.cat(flags)
@@ -159,9 +173,14 @@ def _cw(ctx: EvalContext) -> Callable:
 
 def aa_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                ctx: EvalContext) -> torch.Tensor:
-    """AutoAttack standard (APGD-CE, APGD-T, FAB-T, Square), resumable attack by attack."""
-    state = ctx.state.eval_state("aa") if ctx.state else None
-    return autoattack_correct(model, x, y, ctx.eps, ctx.seed, ctx.batch_size, ctx.device, state)
+    """AutoAttack standard (APGD-CE, APGD-T, FAB-T, Square), chunk by chunk of the eval batch
+    (each chunk seeded by its index, so a point's result does not depend on the shard),
+    resumable attack by attack; each rank keeps its own state."""
+    name = "aa" if ctx.world.size == 1 else f"aa_r{ctx.world.rank}of{ctx.world.size}"
+    state = ctx.state.eval_state(name) if ctx.state else None
+    chunks = ctx.rows(len(y)) // ctx.batch_size
+    return autoattack_correct(model, x, y, ctx.eps, ctx.seed, chunks, ctx.batch_size,
+                              ctx.device, state)
 
 
 register(EvalAttack(NATURAL, "natural", clean_correct, passes=1))
@@ -217,11 +236,26 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attacks: list[s
         n = attack.points(ctx.eval, len(y))
         flags[name] = _cached(ctx.state, name, n)
         if flags[name] is None:
-            flags[name] = attack.correct(model, x[:n], y[:n], ctx)
-            if ctx.state:
+            flags[name] = _sharded(attack, model, x[:n], y[:n], ctx)
+            if ctx.state and ctx.world.main:
                 write_json(ctx.state.eval_flags(name), {"correct": flags[name].tolist()})
         log.info("%s accuracy %.4f on %d examples", name, flags[name].float().mean(), n)
     return summarise(flags)
+
+
+def _sharded(attack: EvalAttack, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+             ctx: EvalContext) -> torch.Tensor:
+    """The attack on this rank's chunks of points, the flags of all ranks put together (on
+    every rank). Each point's result depends on the point alone, not on its shard."""
+    if ctx.world.size == 1:
+        return attack.correct(model, x, y, ctx)
+    mine = eval_shard(len(y), ctx.batch_size, ctx.world)
+    local = (attack.correct(model, x[mine], y[mine], replace(ctx, index=mine)) if len(mine)
+             else torch.zeros(0, dtype=torch.bool))
+    out = torch.ones(len(y), dtype=torch.bool)
+    for idx, flags in ctx.world.gather((mine.tolist(), local.tolist())):
+        out[torch.tensor(idx, dtype=torch.long)] = torch.tensor(flags, dtype=torch.bool)
+    return out
 
 
 def _cached(state: RunDir | None, name: str, n: int) -> torch.Tensor | None:

@@ -4,10 +4,15 @@
     python -m core.prefetch imagenette --root DIR [--size full|320px|160px]
     python -m core.prefetch weights TAG [TAG ...] [--out FILE]
     python -m core.prefetch weights --all        # every timm tag the model presets name
+    python -m core.prefetch synthetic --root DIR # a stand-in world: made-up data, random weights
+    python -m core.prefetch robustbench-ids --root DIR   # RobustBench's 5,000 ImageNet ids
 
 Weights go to the Hugging Face / torch hub caches (copy ~/.cache to the cluster and set
 HF_HUB_OFFLINE=1), or with --out to one state-dict file for `model.source=file:FILE`.
-Runs never download anything themselves.
+Runs never download anything themselves. `synthetic` writes small made-up CIFAR-10 and
+Imagenette in their real layouts and random-initialised weights for every preset's timm tag
+in the Hugging Face cache layout (marked as stand-ins everywhere), and prints, last, the
+`export ...` line that points runs at them: for pre-flights on machines without the real ones.
 """
 from __future__ import annotations
 
@@ -53,13 +58,18 @@ def fetch_weights(tags: list[str], out: str | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m core.prefetch", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=["cifar10", "imagenette", "weights"])
+    p.add_argument("what", choices=["cifar10", "imagenette", "weights", "synthetic",
+                                    "robustbench-ids"])
     p.add_argument("tags", nargs="*")
     p.add_argument("--root", default=None, help="data set folder")
     p.add_argument("--size", default="full", choices=["full", "320px", "160px"])
     p.add_argument("--out", default=None, help="weights: write one state-dict file")
     p.add_argument("--all", action="store_true", help="weights: every preset's tag")
-    a = p.parse_args(argv)
+    a = p.parse_intermixed_args(argv)
+    if a.what == "synthetic":
+        return _synthetic(p, a)
+    if a.what == "robustbench-ids":
+        return _robustbench_ids(a)
     if a.what == "weights":
         tags = preset_tags() if a.all else a.tags
         if not tags:
@@ -81,6 +91,39 @@ def main(argv: list[str] | None = None) -> int:
         for split in ("train", "val"):
             Imagenette(str(root), split=split, size=a.size, download=True)
     print(f"{a.what} ready in {root} (data.root={root})")
+    return 0
+
+
+def _robustbench_ids(a: argparse.Namespace) -> int:
+    """RobustBench's list of its 5,000 ImageNet test images, checked against its SHA-256."""
+    import hashlib
+    import urllib.request
+
+    from core.atomic import write_text
+    from core.data.points import IDS_FILE, IDS_SHA256, IDS_URL
+    from core.data.sets import default_root
+
+    root = Path(a.root) if a.root else default_root("imagenet")
+    with urllib.request.urlopen(IDS_URL, timeout=60) as response:  # noqa: S310 - fixed URL
+        text = response.read().decode()
+    if hashlib.sha256(text.encode()).hexdigest() != IDS_SHA256:
+        print(f"error: {IDS_URL} did not give RobustBench's list (SHA-256 differs)",
+              file=sys.stderr)
+        return 2
+    write_text(root / IDS_FILE, text)
+    print(f"{root / IDS_FILE}: {len(text.splitlines())} ids (eval.points=robustbench)")
+    return 0
+
+
+def _synthetic(p: argparse.ArgumentParser, a: argparse.Namespace) -> int:
+    from core.standin import write_world
+
+    if not a.root:
+        p.error("synthetic needs --root DIR (where the stand-in world goes)")
+    tags = a.tags or preset_tags()
+    print(f"writing stand-in data and {len(tags)} random-initialised weight sets to {a.root} ...",
+          file=sys.stderr)
+    print(write_world(Path(a.root), tags))
     return 0
 
 

@@ -39,7 +39,56 @@ def package_versions() -> dict:
     return out
 
 
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo), or what the platform says."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def machine(device: torch.device) -> dict:
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
-    return {"host": platform.node(), "device": str(device), "device_name": name or "cpu",
-            "python": platform.python_version(), "threads": torch.get_num_threads()}
+    """Everything a number can depend on beyond the config and the code: the host, the CPU
+    and the instruction set torch dispatches to, the GPU and its CUDA/cuDNN, the threads and
+    the determinism settings in force."""
+    from core.kernels import settings
+
+    out = {"host": platform.node(), "device": str(device), "python": platform.python_version(),
+           "threads": torch.get_num_threads(), "cpu": cpu_model(),
+           "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+           "cpu_kernels": settings(), "cuda": torch.version.cuda,
+           "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+           "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+           "cudnn_deterministic": torch.backends.cudnn.deterministic,
+           "cudnn_benchmark": torch.backends.cudnn.benchmark,
+           "matmul_precision": torch.get_float32_matmul_precision()}
+    out["device_name"] = (torch.cuda.get_device_name(device) if device.type == "cuda"
+                          else out["cpu"])
+    out["kind"] = machine_kind(out)
+    return out
+
+
+def machine_kind(m: dict) -> str:
+    """What makes float rounding differ between machines, in one string: a table whose runs
+    have several kinds is flagged by the report."""
+    if str(m.get("device", "cpu")).startswith("cuda"):
+        return f"{m.get('device_name')} (CUDA {m.get('cuda')}, cuDNN {m.get('cudnn')})"
+    kind = f"CPU {m.get('cpu_capability', '?')}, {m.get('threads')} thread(s)"
+    kernels = m.get("cpu_kernels") or {}
+    if not (kernels.get("MKL_CBWR") and kernels.get("ONEDNN_MAX_CPU_ISA")):  # not pinned
+        kind += f", native MKL/oneDNN on {m.get('cpu')}"
+    return kind
+
+
+def peak_memory(device: torch.device) -> dict:
+    """The most memory this process held: the GPU's allocated bytes, or on a CPU the
+    process's peak resident set (everything it loaded, not the run alone)."""
+    if device.type == "cuda":
+        return {"bytes": torch.cuda.max_memory_allocated(device), "what": "CUDA allocated"}
+    import resource
+
+    return {"bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+            "what": "process peak RSS"}

@@ -17,14 +17,16 @@ from core.atomic import save_torch, write_text
 from core.config import RunConfig, normalise, run_id, to_dict
 from core.data import load_splits
 from core.data.images import stack
+from core.data.points import order_of, record_of
 from core.data.sets import Splits
+from core.distributed import SINGLE, World, world
 from core.evaluation import EVAL_ATTACKS, EvalContext, covers, eval_batch_size, evaluate, ordered
 from core.models import build_model
 from core.models.sources import source_of
-from core.provenance import code_version, machine, package_versions
+from core.provenance import code_version, machine, package_versions, peak_memory
 from core.rundir import RunDir
 from core.training.loop import train
-from core.validate import validate
+from core.validate import check_inputs, validate
 
 log = logging.getLogger("core")
 FINISHED = ("done", "diverged")
@@ -39,9 +41,13 @@ def read_result(run_dir: RunDir) -> dict | None:
 
 
 def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    """`auto`: this rank's GPU if there is one (each task of a multi-GPU job sees its own, or
+    picks it by LOCAL_RANK under torchrun), else the CPU."""
+    if name != "auto":
+        return torch.device(name)
+    if not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda", world().local_rank % torch.cuda.device_count())
 
 
 def resolve_source(cfg: RunConfig) -> str:
@@ -63,20 +69,21 @@ def run(cfg: RunConfig) -> dict:
     not run yet evaluates just those on its saved weights and adds them to its result.
     """
     validate(cfg)
-    rid, run_dir = run_id(cfg), run_dir_of(cfg)
-    done = run_dir.read_result()
+    w, rid, run_dir = world(), run_id(cfg), run_dir_of(cfg)
+    done = w.broadcast(run_dir.read_result())  # rank 0 decides for every rank
     if answers(done, cfg):
         return done
-    run_dir.mkdir()
-    with _exclusive(run_dir):  # a second job on the same config waits, then reuses the result
-        done = run_dir.read_result()
+    check_inputs(cfg)  # its data, weights and device, and its pretraining's, before any work
+    with exclusive(run_dir, w):  # a second job on the same config waits, then reuses it
+        done = w.broadcast(run_dir.read_result())
         if answers(done, cfg):
             return done
-        with _log_to(run_dir):
+        with log_to(run_dir, w):
             if done is not None and done.get("status") in FINISHED:
                 return _extend_evaluation(cfg, run_dir, done)
-            write_text(run_dir.config, OmegaConf.to_yaml(OmegaConf.structured(cfg)))
-            log.info("run %s in %s", rid, run_dir)
+            if w.main:
+                write_text(run_dir.config, OmegaConf.to_yaml(OmegaConf.structured(cfg)))
+            log.info("run %s in %s (%d rank(s))", rid, run_dir, w.size)
             return _train_and_evaluate(cfg, rid, run_dir)
 
 
@@ -86,25 +93,26 @@ def answers(result: dict | None, cfg: RunConfig) -> bool:
             and covers(result["metrics"], cfg.eval, result["n_eval"]))
 
 
-def _setup(cfg: RunConfig) -> tuple[torch.device, Splits, torch.Tensor, torch.Tensor]:
+def prepare(cfg: RunConfig) -> tuple[torch.device, Splits, torch.Tensor, torch.Tensor]:
     device = resolve_device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     splits = load_splits(cfg.data)
-    x, y = stack(splits.test, splits.test_order()[:cfg.eval.n])
+    x, y = stack(splits.test, order_of(splits, cfg.data, cfg.eval.points)[:cfg.eval.n])
     return device, splits, x.float() / 255, y
 
 
-def _evaluate(cfg: RunConfig, model, x, y, attacks: list[str], run_dir: RunDir,
+def evaluate_suite(cfg: RunConfig, model, x, y, attacks: list[str], run_dir: RunDir,
               device: torch.device) -> dict:
-    batch = eval_batch_size(cfg.eval.batch_size, model, x.shape[1:], device)
+    # rank 0's batch for all: AutoAttack's chunks (and so its numbers) follow the batch
+    batch = world().broadcast(eval_batch_size(cfg.eval.batch_size, model, x.shape[1:], device))
     log.info("evaluation batch size %d", batch)
     ctx = EvalContext(eps=cfg.attack.eps, seed=cfg.seed, batch_size=batch, device=device,
                       eval=cfg.eval, state=run_dir, progress=cfg.progress)
     return evaluate(model, x, y, attacks, ctx)
 
 
-def _build(cfg: RunConfig, splits: Splits, source: str):
+def build(cfg: RunConfig, splits: Splits, source: str):
     return build_model(cfg.model, cfg.model.img_size or cfg.data.img_size, splits.num_classes,
                        cfg.runs_dir, source, seed=cfg.seed)
 
@@ -112,24 +120,31 @@ def _build(cfg: RunConfig, splits: Splits, source: str):
 def _train_and_evaluate(cfg: RunConfig, rid: str, run_dir: RunDir) -> dict:
     started = time.time()
     source = resolve_source(cfg)
-    device, splits, x, y = _setup(cfg)
-    built = _build(cfg, splits, source)
+    device, splits, x, y = prepare(cfg)
+    built = build(cfg, splits, source)
     progress, trainee = train(cfg, rid, run_dir, built, splits, device)
-    model = trainee.eval_model
-    metrics = _evaluate(cfg, model, x, y, cfg.eval.attacks, run_dir, device)
+    model, trained = trainee.eval_model, time.time()
+    metrics = evaluate_suite(cfg, model, x, y, cfg.eval.attacks, run_dir, device)
+    evaluated = time.time()
     status = "diverged" if progress.status == "diverged" else "done"
-    save_torch(run_dir.weights, model.net.state_dict())
+    w = world()
     result = {
         "run_id": rid, "status": status, "metrics": metrics, **metrics,
         "n_eval": len(y), "num_classes": splits.num_classes, "data": splits.description,
+        "data_stand_in": splits.stand_in, "eval_points": record_of(cfg.data, cfg.eval.points),
         "scale": cfg.scale_name, "config": to_dict(cfg), "pretrained": built.weights.record(),
         "code": code_version(), "packages": package_versions(), "machine": machine(device),
         "epochs_done": len(progress.curve), "steps": progress.step,
         "diverged_at": progress.diverged_at,
         "train_images_per_s": progress.images / max(progress.train_seconds, 1e-9),
-        "train_seconds": progress.train_seconds, "wall_seconds": time.time() - started,
+        "train_seconds": progress.train_seconds, "last_step_seconds": progress.last_step_seconds,
+        "eval_seconds": evaluated - trained, "wall_seconds": time.time() - started,
+        "peak_memory": peak_memory(device), "ranks": w.size,
     }
-    run_dir.write_result(result)
+    if w.main:
+        save_torch(run_dir.weights, model.net.state_dict())
+        run_dir.write_result(result)
+    w.barrier()
     log.info("run %s %s: %s", rid, status, {k: round(v, 4) for k, v in metrics.items()
                                               if k.endswith("acc")})
     return run_dir.read_result()  # what is on disk, so callers and readers see the same
@@ -138,14 +153,14 @@ def _train_and_evaluate(cfg: RunConfig, rid: str, run_dir: RunDir) -> dict:
 def _extend_evaluation(cfg: RunConfig, run_dir: RunDir, result: dict) -> dict:
     """Evaluate the attacks a finished run lacks, on its own weights (the `run:` source);
     merge them in."""
-    device, splits, x, y = _setup(cfg)
-    model = _build(cfg, splits, f"run:{run_dir.name}").model.to(device)
+    device, splits, x, y = prepare(cfg)
+    model = build(cfg, splits, f"run:{run_dir.name}").model.to(device)
     wanted = set(result["config"]["eval"]["attacks"]) | set(cfg.eval.attacks)
     attacks = ordered(wanted)
     before = dict(result["metrics"])
     log.info("extending the evaluation of %s with %s", run_dir.name,
              [a for a in attacks if a not in result["config"]["eval"]["attacks"]])
-    metrics = _evaluate(cfg, model, x, y, attacks, run_dir, device)
+    metrics = evaluate_suite(cfg, model, x, y, attacks, run_dir, device)
     for k in result["metrics"]:
         result.pop(k, None)
     result.update(metrics=metrics, **metrics)
@@ -155,15 +170,22 @@ def _extend_evaluation(cfg: RunConfig, run_dir: RunDir, result: dict) -> dict:
     added = [a.name for a in entries
              if any(metrics.get(k) != before.get(k) for k in (a.column, a.count_column))]
     result.setdefault("evaluations_added", []).append({"attacks": added, "code": code_version()})
-    run_dir.write_result(result)
+    if world().main:
+        run_dir.write_result(result)
+    world().barrier()
     return run_dir.read_result()
 
 
 @contextlib.contextmanager
-def _exclusive(run_dir: RunDir):
-    """An advisory lock on the run folder, held while the run trains and evaluates."""
+def exclusive(run_dir: RunDir, w: World = SINGLE):
+    """An advisory lock on the run folder, held (by rank 0) while the run trains and
+    evaluates."""
     import fcntl
 
+    if not w.main:
+        yield
+        return
+    run_dir.mkdir()
     with open(run_dir.lock, "w") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
@@ -173,8 +195,12 @@ def _exclusive(run_dir: RunDir):
 
 
 @contextlib.contextmanager
-def _log_to(run_dir: RunDir):
-    """Send this package's log records to the run's own log file while the run lasts."""
+def log_to(run_dir: RunDir, w: World = SINGLE):
+    """Send this package's log records to the run's own log file while the run lasts (rank
+    0's; the other ranks log to their job's output)."""
+    if not w.main:
+        yield
+        return
     handler = logging.FileHandler(run_dir.log)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger("core")

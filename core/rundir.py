@@ -7,6 +7,7 @@
     config.yaml     the resolved config, for people
     train.log       the run's log
     failure.json    why the last attempt failed (removed when a later one succeeds)
+    preflight.json  a pre-flight's record (only in the pre-flight's scratch folder)
     eval/           per-example flags of each finished evaluation attack, and their states
     tb/             TensorBoard event files (when tracking is on)
     .lock           held while the run trains or evaluates
@@ -41,6 +42,7 @@ class RunDir:
     failure = _File("failure.json")
     lock = _File(".lock")
     tensorboard = _File("tb")
+    preflight = _File("preflight.json")
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -88,6 +90,10 @@ class RunDir:
 
     def write_result(self, result: dict) -> None:
         write_json(self.result, result)
+
+    @staticmethod
+    def read_json(path: Path) -> dict | None:
+        return json.loads(path.read_text()) if path.is_file() else None
 
     def read_failure(self) -> dict | None:
         return json.loads(self.failure.read_text()) if self.failure.is_file() else None

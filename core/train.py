@@ -3,6 +3,7 @@
     python -m core.train scale=tiny method=at ard=true prm=true seed=0
     python -m core.train model=swin_t data=cifar10 data.root=/data/cifar10 attack.eps=8/255
     python -m core.train scale=tiny --cfg      # print the resolved config and its run id
+    python -m core.train scale=tiny --estimate # how long it should take here; nothing runs
 """
 from __future__ import annotations
 
@@ -10,31 +11,55 @@ import sys
 
 from omegaconf import OmegaConf
 
+from core.cli import accuracies, entry
 from core.compose import compose
 from core.config import run_id
-from core.errors import UserError
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if "-h" in args or "--help" in args:
-        print(__doc__)
-        return 0
-    show = "--cfg" in args
-    try:
-        cfg = compose([a for a in args if a != "--cfg"])
-        if show:
-            print(OmegaConf.to_yaml(OmegaConf.structured(cfg)) + f"# run id: {run_id(cfg)}")
-            return 0
-        from core.run import run, run_dir_of
+    return entry(__doc__, argv, ("--cfg", "--estimate"), _train)
 
-        result = run(cfg)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    accs = "  ".join(f"{k}={result[k]:.4f}" for k in result["metrics"] if k.endswith("_acc"))
-    print(f"{result['status']}: run {result['run_id']} ({run_dir_of(cfg)})  {accs}")
+
+def _train(overrides: list[str], flags: set[str]) -> int:
+    cfg = compose(overrides)
+    if "--cfg" in flags:
+        print(OmegaConf.to_yaml(OmegaConf.structured(cfg)) + f"# run id: {run_id(cfg)}")
+        return 0
+    from core.run import run, run_dir_of
+
+    _state_projection(cfg, always="--estimate" in flags)
+    if "--estimate" in flags:
+        return 0
+    result = run(cfg)
+    print(f"{result['status']}: run {result['run_id']} ({run_dir_of(cfg)})  "
+          f"{accuracies(result)}")
     return 0
+
+
+LONG_MINUTES = 10
+
+
+def _state_projection(cfg, always: bool = False) -> None:
+    """Before a long run starts (its inputs checked first), say how long it should take."""
+    from core.cost import projected_seconds
+    from core.run import answers, resolve_device, run_dir_of
+    from core.validate import check_inputs, validate
+
+    validate(cfg)
+    if answers(run_dir_of(cfg).read_result(), cfg):
+        if always:
+            print("finished: nothing to run", file=sys.stderr)
+        return
+    check_inputs(cfg)
+    seconds, rate = projected_seconds(cfg, resolve_device(cfg.device))
+    if seconds > LONG_MINUTES * 60 or always:
+        print(f"note: this run (with any pretraining it needs) is projected to take about "
+              f"{_duration(seconds)} at {rate}; an interrupted run resumes where it stopped",
+              file=sys.stderr)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} hours" if seconds > 5400 else f"{seconds / 60:.0f} minutes"
 
 
 if __name__ == "__main__":

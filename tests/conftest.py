@@ -1,7 +1,11 @@
 """Shared fixtures: the real composed config, shrunk to seconds; a small trained model."""
 from __future__ import annotations
 
+import contextlib
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -60,3 +64,32 @@ def trained_model(tmp_path_factory):
     model = build_model(ModelCfg(arch="vitadv_vit_micro", source=f"run:{result['run_id']}"),
                         16, 10, str(runs)).model.eval()
     return model, result
+
+
+@contextlib.contextmanager
+def interrupted_at(monkeypatch, k: int):
+    """The k-th optimizer step raises KeyboardInterrupt (a kill mid-run); the others run."""
+    import core.training.step as step
+
+    original, calls = step.optimizer_step, []
+
+    def dies(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == k:
+            raise KeyboardInterrupt("killed")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(step, "optimizer_step", dies)
+    try:
+        yield
+    finally:
+        monkeypatch.setattr(step, "optimizer_step", original)
+
+
+def cli(*args: str, cwd, module: str = "core.train") -> subprocess.CompletedProcess:
+    """`python -m <module> args` as a new user's shell runs it: offline, this checkout."""
+    root = Path(__file__).resolve().parent.parent
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=300, env={"PYTHONPATH": str(root),
+                                                       "PATH": "/usr/bin:/bin",
+                                                       "HF_HUB_OFFLINE": "1"})

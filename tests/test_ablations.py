@@ -21,7 +21,7 @@ SHRINK = ["epochs=1", "data.train_subset=64", "batch_size=32", "attack.steps=1",
 
 def test_there_is_one_ablation_per_question():
     assert NAMES == sorted(["pretraining", "gradient_clipping", "epochs", "augmentation",
-                            "optimizer", "ard_prm", "methods", "warmup", "main_table"])
+                            "optimizer", "ard_prm", "methods", "warmup", "main_table", "imagenet"])
 
 
 @pytest.mark.parametrize("name", NAMES)

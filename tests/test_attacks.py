@@ -133,8 +133,8 @@ def test_autoattack_is_isolated_and_resumes(trained_model, test_batch, tmp_path,
 
     monkeypatch.setattr(pyautoattack.AutoAttack, "_set_version", cheaper)
     # a small eps so that examples survive the first attack of a non-robust model
-    run = functools.partial(autoattack_correct, model, x, y, 0.5 / 255, 0, 24,
-                            torch.device("cpu"))
+    run = functools.partial(autoattack_correct, model, x, y, 0.5 / 255, 0,
+                            torch.zeros(24, dtype=torch.long), 24, torch.device("cpu"))
     state = torch.random.get_rng_state()
     full = run(tmp_path / "a.json")
     assert torch.equal(state, torch.random.get_rng_state())

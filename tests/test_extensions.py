@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from ablations import manifest as mf
-from ablations.cost import forward_flops, job_flops, passes_per_image
 from ablations.grid import expand
 from ablations.jobs import jobs_for
 from ablations.launchers import LAUNCHERS, LaunchOptions
@@ -18,6 +17,7 @@ from ablations.report import main as report_main
 from ablations.run import main as run_main
 from ablations.spec import load_all
 from core.attacks import cross_entropy
+from core.cost import forward_flops, job_flops, passes_per_image
 from core.errors import ConfigError
 from core.evaluation import EVAL_ATTACKS, EvalAttack, pgd_correct
 from core.training.objectives import OBJECTIVES, Objective

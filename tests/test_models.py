@@ -148,7 +148,7 @@ def test_run_source_keeps_the_head_and_the_normalisation(trained_model, test_bat
 def test_unknown_source_kind_is_named(fast_cfg):
     from core.validate import validate
 
-    with pytest.raises(ConfigError, match="valid: file, none, pretrain, run, timm"):
+    with pytest.raises(ConfigError, match="valid: file, none, pretrain, robustbench, run, timm"):
         validate(fast_cfg("model.source=hub:abc"))
 
 

@@ -1,9 +1,10 @@
 """Croce & Hein's AutoAttack (pyautoattack), standard version, resumable attack by attack.
 
 The library's own state file cannot be resumed in pyautoattack 0.2.0 (a restored run hits an
-unbound `y_adv`), so we keep the state: after each of its four attacks, the per-example
-robust flags are written atomically. The attacks run exactly as one standard run would (same
-attack objects, parameters, seed, and each attack only on examples still robust).
+unbound `y_adv`), so we keep the state: after each of its four attacks on each chunk of
+points, the per-example robust flags are written atomically. Each chunk runs exactly as one
+standard run would (same attack objects and parameters, each attack only on the examples
+still robust), seeded by the chunk's index.
 The library reseeds the global RNG, so it runs inside `torch.random.fork_rng`.
 """
 from __future__ import annotations
@@ -17,39 +18,44 @@ import torch
 from torch import nn
 
 from core.atomic import write_json
+from core.seeding import derive_seed
 
 log = logging.getLogger(__name__)
 
 
 def autoattack_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, seed: int,
-                       batch_size: int, device: torch.device, state_path: Path | None = None,
+                       chunks: torch.Tensor, batch_size: int, device: torch.device,
+                       state_path: Path | None = None,
                        on_attack: Callable[[str, float], None] | None = None) -> torch.Tensor:
-    """Per-example bool: still correctly classified after APGD-CE, APGD-T, FAB-T and Square."""
+    """Per-example bool: still correctly classified after APGD-CE, APGD-T, FAB-T and Square.
+
+    chunks[i]: the chunk (of the global evaluation order) point i belongs to. Each chunk is
+    one standard AutoAttack run, seeded by its chunk index, so a point's result is the same
+    whichever rank (shard) evaluates it. State is saved after every attack of every chunk."""
     from pyautoattack import AutoAttack
 
     state = _load_state(state_path, len(y))
     devices = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
-        aa = AutoAttack(model, norm="Linf", eps=eps, version="standard", seed=seed,
-                        device=device)
-        aa.logger = log
-        order = list(aa.attacks_to_run)
-        for name in order:
-            if name in state["done"]:
-                continue
-            robust = state["robust"]
-            idx = robust.nonzero().squeeze(1)
-            if len(idx):
-                aa.attacks_to_run = [name]  # the standard settings stay; one attack at a time
-                _, y_adv = aa.run_standard_evaluation(x[idx], y[idx], batch_size=batch_size)
-                robust[idx] = y_adv.cpu() == y[idx].cpu()
-            state["done"].append(name)
-            _save_state(state_path, state)
-            if on_attack:
-                on_attack(name, robust.float().mean().item())
+        for chunk in chunks.unique().tolist():
+            rows = (chunks == chunk).nonzero().squeeze(1)
+            aa = AutoAttack(model, norm="Linf", eps=eps, version="standard",
+                            seed=derive_seed(seed, "autoattack", chunk) % 2**31, device=device)
+            aa.logger = log
+            for name in list(aa.attacks_to_run):
+                key = f"{chunk}:{name}"
+                if key in state["done"]:
+                    continue
+                idx = rows[state["robust"][rows]]
+                if len(idx):
+                    aa.attacks_to_run = [name]  # the standard settings; one attack at a time
+                    _, y_adv = aa.run_standard_evaluation(x[idx], y[idx], batch_size=batch_size)
+                    state["robust"][idx] = y_adv.cpu() == y[idx].cpu()
+                state["done"].append(key)
+                _save_state(state_path, state)
+                if on_attack:
+                    on_attack(name, state["robust"].float().mean().item())
     return state["robust"]
-
-
 def _load_state(path: Path | None, n: int) -> dict:
     if path is not None and path.is_file():
         d = json.loads(path.read_text())

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from core.distributed import Shard
 from core.registry import Registry
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -94,11 +95,16 @@ def input_grad(model: nn.Module, x: torch.Tensor, delta: torch.Tensor, target: t
 
 
 def pgd_train(model: nn.Module, x: torch.Tensor, target: torch.Tensor, attack: PGD,
-              g: torch.Generator, plugins: Plugins | None = None) -> torch.Tensor:
-    """The training attack: every example, every step; returns x_adv (detached)."""
+              g: torch.Generator, plugins: Plugins | None = None,
+              shard: Shard | None = None) -> torch.Tensor:
+    """The training attack: every example, every step; returns x_adv (detached). The start
+    is drawn for the global batch (`shard.total`), this rank taking its rows."""
     plugins = plugins or Plugins()
+    shape = (shard.total, *x.shape[1:]) if shard else x.shape
+    noise = START.get(attack.start)(shape, g)
+    noise = shard.take(noise) if shard else noise
     with eval_mode(model):
-        delta = project(x, attack.initial(START.get(attack.start)(x.shape, g)), attack.eps)
+        delta = project(x, attack.initial(noise), attack.eps)
         for step in range(attack.steps):
             delta = _masked(delta, plugins.mask(step))
             _, grad = input_grad(model, x, delta, target, attack.loss, plugins)

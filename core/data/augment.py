@@ -10,23 +10,30 @@ import torch
 import torch.nn.functional as F
 
 from core.config import AugCfg
+from core.distributed import Shard
 from core.seeding import global_rngs
 
 
-def crop_flip(x: torch.Tensor, padding: int, flip: bool, g: torch.Generator) -> torch.Tensor:
-    """Random crop of a zero-padded batch back to its size, and random horizontal flip."""
+def crop_flip(x: torch.Tensor, padding: int, flip: bool, g: torch.Generator,
+              shard: Shard | None = None) -> torch.Tensor:
+    """Random crop of a zero-padded batch back to its size, and random horizontal flip.
+    The draws are made for the global batch (`shard.total`) and this rank takes its rows."""
     b, c, h, w = x.shape
+    total = shard.total if shard else b
+    take = shard.take if shard else (lambda t: t)
     if padding > 0:
         padded = F.pad(x, (padding, padding, padding, padding))
-        dy = torch.randint(0, 2 * padding + 1, (b,), generator=g, device=g.device).to(x.device)
-        dx = torch.randint(0, 2 * padding + 1, (b,), generator=g, device=g.device).to(x.device)
+        dy = take(torch.randint(0, 2 * padding + 1, (total,), generator=g,
+                                device=g.device)).to(x.device)
+        dx = take(torch.randint(0, 2 * padding + 1, (total,), generator=g,
+                                device=g.device)).to(x.device)
         rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
         cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
         batch = torch.arange(b, device=x.device)[:, None, None, None]
         chan = torch.arange(c, device=x.device)[None, :, None, None]
         x = padded[batch, chan, rows, cols]
     if flip:
-        mask = torch.rand(b, generator=g, device=g.device).to(x.device) < 0.5
+        mask = take(torch.rand(total, generator=g, device=g.device)).to(x.device) < 0.5
         x = torch.where(mask[:, None, None, None], x.flip(3), x)
     return x
 

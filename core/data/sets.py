@@ -1,15 +1,20 @@
-"""The data sets, by name: digits (embedded), cifar10, imagenette, imagefolder.
+"""The data sets, by name: digits (embedded), cifar10, imagenette, imagefolder, imagenet.
 
 Every set is a train and a test split of uint8 images at `data.img_size`; pixels become
-floats in [0,1] only on the way into the model, and nothing is ever downloaded here.
+floats in [0,1] only on the way into the model, and nothing is ever downloaded here. Each
+entry can say, without reading the images, whether its files are where the config says.
+A folder holding the file STAND_IN was written by `core.prefetch synthetic`: it loads (the
+real formats), and its description says so, so a stand-in number is never taken for a real one.
 """
 from __future__ import annotations
 
 import os
+import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from core.config import DataCfg
@@ -18,6 +23,7 @@ from core.errors import DataNotFoundError
 from core.registry import Registry
 
 FIXED_ORDER_SEED = 0  # the test points and train subsets are the same for every run and seed
+STAND_IN = "VITADV_STAND_IN"  # marks a folder of made-up data in a real layout
 
 
 @dataclass
@@ -26,6 +32,7 @@ class Splits:
     test: TensorImages | FolderImages
     num_classes: int
     description: str
+    stand_in: bool = False
 
     def test_order(self) -> torch.Tensor:
         """A fixed shuffle of the test set: eval.n takes its head, so subsets are class-mixed."""
@@ -35,10 +42,12 @@ class Splits:
 
 @dataclass(frozen=True)
 class DataSet:
-    """load(root, img_size) -> Splits; sizes: (train, test) images, for cost estimates made
+    """load(root, img_size) -> Splits; missing(root) -> why the files are not there (None:
+    they are), checked before any work; sizes: (train, test) images, for cost estimates made
     where the data is not (None: unknown until read, e.g. any image folder)."""
 
     load: Callable[[Path, int], Splits]
+    missing: Callable[[Path], str | None] = lambda root: None
     sizes: tuple[int, int] | None = None
 
 
@@ -49,9 +58,20 @@ def default_root(name: str) -> Path:
     return Path(os.environ.get("VITADV_DATA", "data")) / name
 
 
+def root_of(cfg: DataCfg) -> Path:
+    return Path(cfg.root).expanduser() if cfg.root else default_root(cfg.name)
+
+
 def load_splits(cfg: DataCfg) -> Splits:
-    root = Path(cfg.root).expanduser() if cfg.root else default_root(cfg.name)
-    return DATASETS.get(cfg.name).load(root, cfg.img_size)
+    return DATASETS.get(cfg.name).load(root_of(cfg), cfg.img_size)
+
+
+def data_missing(cfg: DataCfg) -> str | None:
+    return DATASETS.get(cfg.name).missing(root_of(cfg))
+
+
+def is_stand_in(folder: Path) -> bool:
+    return (folder / STAND_IN).is_file()
 
 
 def train_indices(n: int, subset: int | None) -> torch.Tensor:
@@ -80,55 +100,119 @@ def digits(root: Path, size: int) -> Splits:
                   "sklearn digits (embedded)")
 
 
-def cifar10(root: Path, size: int) -> Splits:
+CIFAR_FOLDER = "cifar-10-batches-py"
+
+
+def _cifar_files() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(file, md5) of the train and test batches, as torchvision knows them."""
     from torchvision.datasets import CIFAR10
 
-    if not (root / "cifar-10-batches-py").is_dir():
-        raise DataNotFoundError(
-            f"CIFAR-10 not found: looked for {root / 'cifar-10-batches-py'}; get it with "
-            f"`python -m core.prefetch cifar10 --root {root}` on a machine with internet, "
-            "or set data.root=DIR")
+    return [tuple(x) for x in CIFAR10.train_list], [tuple(x) for x in CIFAR10.test_list]
 
-    def split(train: bool) -> TensorImages:
-        ds = CIFAR10(str(root), train=train, download=False)
-        images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
-        return TensorImages(images, torch.tensor(ds.targets), size)
 
-    return Splits(split(True), split(False), 10, f"CIFAR-10 from {root}")
+def _cifar_missing(root: Path) -> str | None:
+    train, test = _cifar_files()
+    absent = [f for f, _ in train + test if not (root / CIFAR_FOLDER / f).is_file()]
+    if not absent:
+        return None
+    return (f"CIFAR-10 not found: {root / CIFAR_FOLDER} lacks {', '.join(absent[:2])}"
+            f"{'...' if len(absent) > 2 else ''}; get it with `python -m core.prefetch cifar10 "
+            f"--root {root}` on a machine with internet, or set data.root=DIR")
+
+
+def cifar10(root: Path, size: int) -> Splits:
+    """The python pickle batches (torchvision's layout), checked against their MD5s."""
+    from torchvision.datasets.utils import check_integrity
+
+    _require(_cifar_missing(root))
+    folder, (train, test) = root / CIFAR_FOLDER, _cifar_files()
+    stand_in = is_stand_in(folder)
+    bad = [f for f, md5 in train + test if not stand_in and not check_integrity(folder / f, md5)]
+    if bad:
+        raise DataNotFoundError(f"CIFAR-10 in {folder} fails its checksum ({bad[0]}): a corrupt "
+                                f"or partial copy; fetch it again with `python -m core.prefetch "
+                                f"cifar10 --root {root}`")
+
+    def split(files: list[tuple[str, str]]) -> TensorImages:
+        data, labels = [], []
+        for f, _ in files:
+            with open(folder / f, "rb") as fh:
+                batch = pickle.load(fh, encoding="latin1")
+            data.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+            labels += batch["labels"]
+        return TensorImages(torch.from_numpy(np.concatenate(data)), torch.tensor(labels), size)
+
+    what = "CIFAR-10 STAND-IN (made-up images, core.prefetch synthetic)" if stand_in else "CIFAR-10"
+    return Splits(split(train), split(test), 10, f"{what} from {root}", stand_in)
 
 
 IMAGENETTE_LAYOUTS = ("", "imagenette2", "imagenette2-320", "imagenette2-160", "imagenette",
                       "imagenette-320", "imagenette-160")
 
 
+def _imagenette_folder(root: Path) -> Path | None:
+    return next((root / sub for sub in IMAGENETTE_LAYOUTS
+                 if (root / sub / "train").is_dir() and (root / sub / "val").is_dir()), None)
+
+
+def _imagenette_missing(root: Path) -> str | None:
+    if _imagenette_folder(root) is not None:
+        return None
+    return (f"Imagenette not found: looked for train/ and val/ in {root} and in its sub-folders "
+            f"{', '.join(s for s in IMAGENETTE_LAYOUTS if s)}; get it with "
+            f"`python -m core.prefetch imagenette --root {root}` on a machine with internet")
+
+
 def imagenette(root: Path, size: int) -> Splits:
     """Imagenette v1 or v2: `root` itself or one of its known sub-folders holds train/ and val/."""
-    for sub in IMAGENETTE_LAYOUTS:
-        if (root / sub / "train").is_dir() and (root / sub / "val").is_dir():
-            return _folder_splits(root / sub, size, "Imagenette")
-    raise DataNotFoundError(
-        f"Imagenette not found: looked for train/ and val/ in {root} and in its sub-folders "
-        f"{', '.join(s for s in IMAGENETTE_LAYOUTS if s)}; get it with "
-        f"`python -m core.prefetch imagenette --root {root}` on a machine with internet")
+    _require(_imagenette_missing(root))
+    return _folder_splits(_imagenette_folder(root), size, "Imagenette")
+
+
+def _require(problem: str | None) -> None:
+    if problem:
+        raise DataNotFoundError(problem)
+
+
+def _split_folders_missing(root: Path, what: str) -> str | None:
+    if (root / "train").is_dir() and (root / "val").is_dir():
+        return None
+    return f"{what} not found: {root} needs train/<class>/ and val/<class>/; set data.root=DIR"
+
+
+def _imagefolder_missing(root: Path) -> str | None:
+    return _split_folders_missing(root, "image folder")
 
 
 def imagefolder(root: Path, size: int) -> Splits:
     """Any data set laid out as root/train/<class>/*.jpg and root/val/<class>/*.jpg."""
-    if not ((root / "train").is_dir() and (root / "val").is_dir()):
-        raise DataNotFoundError(
-            f"image folder not found: {root} needs train/<class>/ and val/<class>/ folders; "
-            "set data.root=DIR")
+    _require(_imagefolder_missing(root))
     return _folder_splits(root, size, "image folder")
+
+
+def _imagenet_missing(root: Path) -> str | None:
+    return _split_folders_missing(root, "ImageNet (val/ sorted into class folders)")
+
+
+def imagenet(root: Path, size: int) -> Splits:
+    """ImageNet-1K in its standard layout, streamed from disk (decoded and resized to
+    size x size by loader workers, as the official code's Resize([224, 224]))."""
+    _require(_imagenet_missing(root))
+    return _folder_splits(root, size, "ImageNet-1K")
 
 
 def _folder_splits(root: Path, size: int, what: str) -> Splits:
     train, test = FolderImages(root / "train", size), FolderImages(root / "val", size)
     if train.folder.classes != test.folder.classes:
-        raise DataNotFoundError(f"{root}: train/ and val/ have different class folders")
-    return Splits(train, test, len(train.folder.classes), f"{what} from {root}")
+        raise DataNotFoundError(f"{root}: train/ and val/ have different class folders; "
+                                "give both the same class folders")
+    stand_in = is_stand_in(root)
+    what = f"{what} STAND-IN (made-up images, core.prefetch synthetic)" if stand_in else what
+    return Splits(train, test, len(train.folder.classes), f"{what} from {root}", stand_in)
 
 
 DATASETS.add("digits", DataSet(digits, sizes=(1437, 360)))
-DATASETS.add("cifar10", DataSet(cifar10, sizes=(50000, 10000)))
-DATASETS.add("imagenette", DataSet(imagenette, sizes=(9469, 3925)))
-DATASETS.add("imagefolder", DataSet(imagefolder))
+DATASETS.add("cifar10", DataSet(cifar10, _cifar_missing, sizes=(50000, 10000)))
+DATASETS.add("imagenette", DataSet(imagenette, _imagenette_missing, sizes=(9469, 3925)))
+DATASETS.add("imagefolder", DataSet(imagefolder, _imagefolder_missing))
+DATASETS.add("imagenet", DataSet(imagenet, _imagenet_missing, sizes=(1281167, 50000)))

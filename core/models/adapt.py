@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import torch
-from timm.layers import resample_patch_embed
+from timm.layers import resample_abs_pos_embed, resample_patch_embed
 
 from core.errors import ConfigError
 from core.registry import Registry
 
 PATCH_KERNEL_KEY = "patch_embed.proj.weight"
+POS_EMBED_KEY = "pos_embed"
 
 KERNEL_ADAPTERS: Registry = Registry("patch-kernel adaptation")
 
@@ -40,3 +41,26 @@ def adapt_patch_kernel(state_dict: dict, size: tuple[int, int], method: str) -> 
     if kernel is None or tuple(kernel.shape[-2:]) == tuple(size):
         return state_dict
     return {**state_dict, PATCH_KERNEL_KEY: KERNEL_ADAPTERS.get(method)(kernel, size)}
+
+
+# How a pretrained position-embedding grid is resized to the target grid: (mode, antialias)
+# for torch's interpolate, as timm's resample_abs_pos_embed takes them.
+POS_RESIZE: Registry[tuple[str, bool]] = Registry("position-embedding resize")
+POS_RESIZE.add("bicubic_antialias", ("bicubic", True))   # timm's
+POS_RESIZE.add("bilinear", ("bilinear", False))          # the official code's (old timm's)
+
+
+def adapt_pos_embed(state_dict: dict, target: torch.Size, grid: tuple[int, int],
+                    method: str) -> dict:
+    """Return the state dict with its absolute position embeddings resized to the model's
+    `target` shape (1, prefix tokens + rows * cols, dim), the `method` way (a no-op if they
+    fit, or if the model has none). Done here, before timm sees the weights, so every family
+    resizes alike and timm's own filter finds nothing left to resize."""
+    pos = state_dict.get(POS_EMBED_KEY)
+    if pos is None or tuple(pos.shape) == tuple(target):
+        return state_dict
+    prefix = target[1] - grid[0] * grid[1]
+    mode, antialias = POS_RESIZE.get(method)
+    resized = resample_abs_pos_embed(pos, new_size=list(grid), num_prefix_tokens=prefix,
+                                     interpolation=mode, antialias=antialias)
+    return {**state_dict, POS_EMBED_KEY: resized}

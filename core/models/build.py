@@ -4,12 +4,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import timm
+import torch
 from torch import nn
 
 import core.models.tiny  # noqa: F401  (registers the tiny models with timm)
 from core.config import ModelCfg
 from core.errors import ConfigError
-from core.models.adapt import adapt_patch_kernel
+from core.models.adapt import adapt_patch_kernel, adapt_pos_embed
 from core.models.families import Family, family_of, meta_model
 from core.models.normalize import Normalized
 from core.models.sources import Weights, load_weights
@@ -64,11 +65,12 @@ def build_model(cfg: ModelCfg, img_size: int, num_classes: int, runs_dir: str = 
 
 def _create_with_weights(cfg: ModelCfg, kwargs: dict, family: Family,
                          weights: Weights) -> nn.Module:
-    """Let timm load the weights (its filters resize position embeddings and Swin's bias
-    tables; it re-initialises the head when the class count differs), after fitting the patch
-    kernel our way."""
+    """Let timm load the weights (its filters resize Swin's bias tables; it re-initialises the
+    head when the class count differs), after fitting the patch kernel and the position grid
+    our way."""
     patch = kwargs["patch_size"]
     sd = adapt_patch_kernel(weights.state_dict, (patch, patch), cfg.kernel_adapt)
+    sd = _fit_pos_embed(cfg, kwargs, sd)
     overlay = dict(state_dict=sd, source="", custom_load=False,
                    num_classes=_head_size(cfg.arch, sd) or kwargs["num_classes"])
     extra = {"pretrained_filter_fn": family.pretrained_filter} if family.pretrained_filter else {}
@@ -78,6 +80,16 @@ def _create_with_weights(cfg: ModelCfg, kwargs: dict, family: Family,
     except RuntimeError as e:
         first = str(e).strip().splitlines()[0]
         raise ConfigError(f"weights {weights.resolved} do not fit {cfg.arch}: {first}") from None
+
+
+def _fit_pos_embed(cfg: ModelCfg, kwargs: dict, state_dict: dict) -> dict:
+    """Resize the checkpoint's position grid to the model's, as model.pos_resize says."""
+    target = meta_model(cfg.arch, **kwargs)
+    pos = getattr(target, "pos_embed", None)
+    if not isinstance(pos, torch.Tensor):
+        return state_dict
+    return adapt_pos_embed(state_dict, pos.shape, tuple(target.patch_embed.grid_size),
+                           cfg.pos_resize)
 
 
 def _head_size(arch: str, state_dict: dict) -> int | None:

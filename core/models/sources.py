@@ -1,5 +1,5 @@
 """Where pretrained weights come from: `none`, `timm:<tag>`, `file:<path>`, `run:<run-id>`,
-`pretrain`.
+`pretrain`, `robustbench:<name>` (RobustBench's on-disk layout, core/robustbench.py).
 
 Each source entry knows how to load (the raw state dict plus what the result must record:
 the resolved source, the SHA-256 of the weights file, the normalisation the weights expect),
@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from core.config import RunConfig, pretrain_config
+from core.data.sets import STAND_IN
 from core.errors import ConfigError, UserError
 from core.registry import Registry
 from core.rundir import RunDir
@@ -41,11 +42,18 @@ class Weights:
 class Source:
     """load(arg, runs_dir) -> Weights. missing(arg, runs_dir) -> why the weights are not on
     this machine (None: they are), asked before any work. needs(cfg) -> the run that must
-    finish first (its weights are then loaded as `run:<id>`), or None."""
+    finish first (its weights are then loaded as `run:<id>`), or None. stored_config(arg,
+    runs_dir) -> the config the weights were made with (core.evaluate starts from it)."""
 
     load: Callable[[str, Path], Weights]
     missing: Callable[[str, Path], str | None] = lambda arg, runs_dir: None
     needs: Callable[[RunConfig], RunConfig | None] = lambda cfg: None
+    # the config the weights were trained with, where the source keeps it (a run's)
+    stored_config: Callable[[str, Path], dict] | None = None
+    # the argument made exact for a config (a RobustBench name gets its data set), checked
+    resolve: Callable[[str, RunConfig], str] = lambda arg, cfg: arg
+    # whether weights from it count as data beyond the training set (RobustBench's field)
+    extra_data: Callable[[dict], bool] = lambda cfg: True
 
 
 SOURCES: Registry[Source] = Registry("weight source")
@@ -90,7 +98,12 @@ def _file(arg: str, runs_dir: Path) -> Weights:
     if problem:
         raise UserError(problem)
     path = Path(arg).expanduser()
-    sd = load_state_dict(str(path), weights_only=True)
+    try:
+        sd = load_state_dict(str(path), weights_only=True)
+    except Exception as e:  # unpickling and format errors come in many types
+        raise UserError(f"weights file {path} cannot be read as a state dict "
+                        f"({type(e).__name__}); model.source=file:PATH takes a .pth, .bin or "
+                        ".safetensors state dict") from None
     return Weights(sd, f"file:{path.resolve()}", sha256_file(path))
 
 
@@ -136,9 +149,10 @@ def _timm(tag: str, runs_dir: Path) -> Weights:
             f"run `python -m core.prefetch weights {tag}` (fills the cache; set HF_HUB_OFFLINE=1 "
             "on the cluster) or use model.source=file:PATH") from None
     path = cached_weights_file(tag)
+    stand_in = path is not None and (path.parent / STAND_IN).is_file()
     return Weights(net.state_dict(), f"timm:{tag}", sha256_file(path) if path else None,
                    tuple(cfg.mean), tuple(cfg.std), num_classes=cfg.num_classes,
-                   info={"weights_file": str(path) if path else None})
+                   info={"weights_file": str(path) if path else None, "stand_in": stand_in})
 
 
 def _timm_cfg(tag: str):
@@ -192,9 +206,37 @@ def _pretrain(arg: str, runs_dir: Path) -> Weights:
                     "pretraining run; load that instead")
 
 
-SOURCES.add("none", Source(_none))
+def _robustbench(arg: str, runs_dir: Path) -> Weights:
+    from core.robustbench import load
+
+    return load(arg, runs_dir)
+
+
+def _robustbench_resolve(arg: str, cfg: RunConfig) -> str:
+    """`NAME` -> `<dataset>/Linf/NAME` for the config's data set, the architecture checked."""
+    from core.robustbench import entry_problem, qualified
+
+    problem = entry_problem(arg, cfg.model.arch)
+    if problem:
+        raise ConfigError(problem)
+    return qualified(arg, cfg.data.name)
+
+
+def _robustbench_missing(arg: str, runs_dir: Path) -> str | None:
+    from core.robustbench import missing
+
+    return missing(arg, runs_dir)
+
+
+SOURCES.add("none", Source(_none, extra_data=lambda cfg: False))
 SOURCES.add("file", Source(_file, _file_missing))
-SOURCES.add("run", Source(_run, _run_missing))
+SOURCES.add("run", Source(_run, _run_missing,
+                          stored_config=lambda arg, runs_dir: (RunDir.of(runs_dir, arg)
+                                                               .read_result()["config"])))
 SOURCES.add("timm", Source(_timm, _timm_missing))
 # a clean run of the same model, trained on first use and shared by every cell that needs it
-SOURCES.add("pretrain", Source(_pretrain, needs=pretrain_config))
+SOURCES.add("pretrain", Source(_pretrain, needs=pretrain_config, extra_data=lambda cfg: (
+    cfg["pretrain"]["data"] != cfg["data"]["name"])))
+# an entry of RobustBench's model zoo on disk: <models_dir>/<dataset>/Linf/<name>.pt
+SOURCES.add("robustbench", Source(_robustbench, _robustbench_missing,
+                                  resolve=_robustbench_resolve))

@@ -29,7 +29,7 @@ default_cfgs = generate_default_cfgs({
 
 
 def _build(cls: type, name: str, pretrained: bool, defaults: dict, kwargs: dict, **extra):
-    return build_model_with_cfg(cls, name, pretrained, **extra, **{**defaults, **kwargs})
+    return build_model_with_cfg(cls, name, pretrained, **{**extra, **defaults, **kwargs})
 
 
 @register_model

@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterator
 import torch
 from torch import nn
 
+from core.distributed import Shard
+from core.errors import ConfigError
 from core.models.families import Family, patch_grid
 
 
@@ -69,10 +71,18 @@ class ARD:
 
 
 class PRM:
-    """Patch masks on the model's own patch grid (ViT 16x16 or 4x4 patches, Swin 4x4, ...)."""
+    """Patch masks on the model's own patch grid (ViT 16x16 or 4x4 patches, Swin 4x4, ...),
+    or on a grid of `cell`-pixel squares (the official code: 16 pixels for every model)."""
 
-    def __init__(self, net: nn.Module, per_example: bool = False) -> None:
+    def __init__(self, net: nn.Module, per_example: bool = False, cell: int | None = None) -> None:
         (self.rows, self.cols), (self.ph, self.pw) = patch_grid(net)
+        if cell is not None:
+            height, width = self.rows * self.ph, self.cols * self.pw
+            if height % cell or width % cell:
+                raise ConfigError(f"prm_cell={cell} does not divide the {height}x{width} image; "
+                                  "pick a divisor or prm_cell=null (the model's own patches)")
+            (self.rows, self.cols), (self.ph, self.pw) = (height // cell, width // cell), (cell,
+                                                                                      cell)
         self.per_example = per_example
 
     @property
@@ -83,18 +93,22 @@ class PRM:
         # the tiny slack keeps e.g. 64 * (1 - 0.25) from flooring to 47 through rounding
         return math.floor(self.num_patches * (1.0 - r) + 1e-9)
 
-    def mask_fn(self, r: float, batch: int, g: torch.Generator,
-                device: torch.device) -> Callable[[int], torch.Tensor | None]:
-        """mask(step): {0,1} of shape [1 or B, 1, H, W], a fresh draw at every call."""
+    def mask_fn(self, r: float, batch: int, g: torch.Generator, device: torch.device,
+                shard: Shard | None = None) -> Callable[[int], torch.Tensor | None]:
+        """mask(step): {0,1} of shape [1 or B, 1, H, W], a fresh draw at every call (per
+        example: drawn for the global batch, this rank taking its rows)."""
         k = self.num_masked(r)
         if k == 0:
             return lambda step: None
-        rows = batch if self.per_example else 1
+        rows = (shard.total if shard else batch) if self.per_example else 1
 
         def mask(step: int) -> torch.Tensor:
             scores = torch.rand(rows, self.num_patches, generator=g, device=g.device)
+            if self.per_example and shard is not None:
+                scores = shard.take(scores)
+            rows_here = len(scores)
             keep = torch.ones_like(scores).scatter_(1, scores.argsort(dim=1)[:, :k], 0.0)
-            grid = keep.view(rows, 1, self.rows, self.cols)
+            grid = keep.view(rows_here, 1, self.rows, self.cols)
             pixels = grid.repeat_interleave(self.ph, dim=2).repeat_interleave(self.pw, dim=3)
             return pixels.to(device)
 

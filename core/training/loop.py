@@ -14,24 +14,29 @@ from timm.utils import ModelEmaV3
 from torch import nn
 from tqdm import tqdm
 
-from core.attacks import PGD, Plugins, pgd_train
-from core.attacks.losses import hard_labels
 from core.config import RunConfig
-from core.data import Mixer, RandAugment, Splits, crop_flip, steps_per_epoch, train_batches
+from core.data import Mixer, RandAugment, Splits, steps_per_epoch, train_batches
+from core.data.loader import global_size
 from core.data.sets import train_indices
+from core.distributed import Shard, world
 from core.errors import ConfigError
 from core.evaluation import CPU_BATCH, EVAL_ATTACKS, NATURAL, EvalContext, evaluate
 from core.models import BuiltModel
 from core.rundir import RunDir
-from core.seeding import derive_seed, generator
-from core.training.ard_prm import ARD, PRM, ramp
+from core.training import step as steps_mod
+from core.training.ard_prm import ARD, PRM
 from core.training.checkpoint import load_checkpoint, save_checkpoint
 from core.training.curve import write_curve
 from core.training.objectives import objective_of
-from core.training.precision import autocast
-from core.training.schedules import SCHEDULES, build_optimizer, set_lr
+from core.training.schedules import build_optimizer
 
 log = logging.getLogger(__name__)
+_SAVE_REQUESTED = {"now": False}  # set by a job about to be requeued (rank 0's signal)
+
+
+def request_save() -> None:
+    """Save at the next step boundary (every rank: rank 0's request is broadcast)."""
+    _SAVE_REQUESTED["now"] = True
 
 
 @dataclass
@@ -48,6 +53,7 @@ class Progress:
     epoch_grad_norm: float = 0.0   # before clipping: the clipping ablation's diagnostic
     epoch_grad_norm_max: float = 0.0
     curve: list[dict] = field(default_factory=list)
+    last_step_seconds: float = 0.0  # the latest optimizer step, attack included
     status: str = "running"        # running | trained | diverged
     diverged_at: dict | None = None
 
@@ -59,6 +65,7 @@ class Trainee:
     ema: ModelEmaV3 | None
     ard: ARD | None
     prm: PRM | None
+    ddp: nn.Module | None = None   # the model wrapped for gradient averaging across ranks
     meter: dict[str, torch.Tensor] = field(default_factory=dict)  # epoch sums, on the device
     updating: bool = False         # inside the weight update: the state is not a step boundary
 
@@ -71,6 +78,11 @@ class Trainee:
                                            float(self.meter.pop("grad_norm_max", 0.0)))
 
     @property
+    def trainer(self) -> nn.Module:
+        """What the weight update's forward passes go through (DDP on several ranks)."""
+        return self.ddp if self.ddp is not None else self.model
+
+    @property
     def eval_model(self) -> nn.Module:
         return self.ema.module if self.ema is not None else self.model
 
@@ -81,8 +93,13 @@ def setup(cfg: RunConfig, built: BuiltModel, device: torch.device) -> Trainee:
         model.net.compile()  # in place: state-dict keys and ARD's hooks stay as they are
     ema = ModelEmaV3(model, decay=cfg.ema.decay) if cfg.ema.enabled else None
     ard = ARD(model.net, built.family) if cfg.ard else None
-    prm = PRM(model.net, per_example=cfg.prm_mask == "example") if cfg.prm else None
-    return Trainee(model, build_optimizer(model, cfg.optim), ema, ard, prm)
+    prm = (PRM(model.net, per_example=cfg.prm_mask == "example", cell=cfg.prm_cell)
+           if cfg.prm else None)
+    ddp = None
+    if world().size > 1:  # the attack uses the bare model: input gradients need no syncing
+        ddp = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+    return Trainee(model, build_optimizer(model, cfg.optim), ema, ard, prm, ddp)
 
 
 def train(cfg: RunConfig, run_id: str, run_dir: RunDir, built: BuiltModel, splits: Splits,
@@ -95,6 +112,7 @@ def train(cfg: RunConfig, run_id: str, run_dir: RunDir, built: BuiltModel, split
 
 
 def _restore(run_dir: RunDir, run_id: str, t: Trainee) -> Progress:
+    """Every rank restores from the same checkpoint (rank 0 wrote it)."""
     state = load_checkpoint(run_dir, run_id)
     if state is None:
         return Progress()
@@ -108,51 +126,63 @@ def _restore(run_dir: RunDir, run_id: str, t: Trainee) -> Progress:
 
 
 def _save(run_dir: RunDir, run_id: str, t: Trainee, progress: Progress) -> None:
+    """Rank 0 writes (the meters are global sums already: no collective here, so a rank
+    interrupted alone can still save)."""
     t.flush(progress)
-    save_checkpoint(run_dir, {
-        "run_id": run_id, "model": t.model.state_dict(), "optimizer": t.opt.state_dict(),
-        "ema": t.ema.module.state_dict() if t.ema is not None else None,
-        "progress": asdict(progress)})
+    if world().main:
+        save_checkpoint(run_dir, {
+            "run_id": run_id, "model": t.model.state_dict(), "optimizer": t.opt.state_dict(),
+            "ema": t.ema.module.state_dict() if t.ema is not None else None,
+            "progress": asdict(progress)})
 
 
 def _loop(cfg: RunConfig, run_id: str, run_dir: RunDir, t: Trainee, splits: Splits,
           device: torch.device, progress: Progress) -> None:
+    w = world()
     indices = train_indices(len(splits.train), cfg.data.train_subset)
-    steps = steps_per_epoch(len(indices), cfg.batch_size)
+    steps = steps_per_epoch(len(indices), cfg.batch_size, cfg.data.drop_last)
     if steps == 0:
         raise ConfigError(f"the training set has {len(indices)} images, fewer than one batch "
                           f"(batch_size={cfg.batch_size}); lower batch_size")
     first_epoch, start = divmod(progress.step, steps)
     randaug = RandAugment(cfg.aug.randaugment, cfg.data.img_size) if cfg.aug.randaugment else None
-    batches = train_batches(splits.train, indices, cfg.batch_size, cfg.seed, first_epoch, start,
-                            cfg.epochs, randaug, cfg.data.num_workers, device)
     mixer = Mixer(cfg.aug, splits.num_classes)
+    batches = train_batches(splits.train, indices, cfg.batch_size, cfg.seed, first_epoch, start,
+                            cfg.epochs, randaug, cfg.data.num_workers, device,
+                            drop_last=cfg.data.drop_last, even=mixer.active, world=w)
     curve_x, curve_y = _curve_subset(splits, cfg.eval.curve_n)
     last_save = time.monotonic()
-    bar = tqdm(total=cfg.epochs * steps, initial=progress.step, disable=not cfg.progress,
-               desc=f"train {run_id}", dynamic_ncols=True)
+    bar = tqdm(total=cfg.epochs * steps, initial=progress.step,
+               disable=not (cfg.progress and w.main), desc=f"train {run_id}", dynamic_ncols=True)
     for x, y in batches:
         epoch, step = divmod(progress.step, steps)
+        total = global_size(len(indices), cfg.batch_size, step, mixer.active)
+        at = steps_mod.StepAt(epoch, step, steps, Shard.of(total, w), w)
         tick = time.perf_counter()
         try:
-            ok = _step(cfg, t, mixer, x.to(device, non_blocking=True), y.to(device), epoch,
-                       step, steps, device, progress)
+            ok = steps_mod.optimizer_step(cfg, t, mixer, x.to(device, non_blocking=True),
+                                          y.to(device), at, device, progress)
         except BaseException:  # preemption (SLURM's signal via submitit), Ctrl-C, kill
             _save_if_consistent(run_dir, run_id, t, progress)
             raise
-        progress.train_seconds += time.perf_counter() - tick
+        progress.last_step_seconds = time.perf_counter() - tick
+        progress.train_seconds += progress.last_step_seconds
         if not ok:
             break
         progress.step += 1
         bar.update(1)
         if progress.step % steps == 0:
             _end_epoch(cfg, t, progress, epoch, curve_x, curve_y, device)
-            write_curve(run_dir, progress.curve)
+            if w.main:
+                write_curve(run_dir, progress.curve)
             bar.set_postfix({k: f"{v:.3f}" for k, v in progress.curve[-1].items()
                              if k.endswith("acc")})
-        if progress.step % steps == 0 or time.monotonic() - last_save > cfg.checkpoint_minutes * 60:
+        # every rank decides alike (rank 0's clock), so saves stay in step
+        due = w.broadcast(_SAVE_REQUESTED["now"]
+                          or time.monotonic() - last_save > cfg.checkpoint_minutes * 60)
+        if progress.step % steps == 0 or due:
             _save(run_dir, run_id, t, progress)
-            last_save = time.monotonic()
+            last_save, _SAVE_REQUESTED["now"] = time.monotonic(), False
     bar.close()
     if progress.status == "running":
         progress.status = "trained"
@@ -165,66 +195,6 @@ def _save_if_consistent(run_dir: RunDir, run_id: str, t: Trainee, progress: Prog
     if not t.updating:
         _save(run_dir, run_id, t, progress)
         log.info("interrupted: saved at step %d", progress.step)
-
-
-def _step(cfg: RunConfig, t: Trainee, mixer: Mixer, x: torch.Tensor, y: torch.Tensor, epoch: int,
-          step: int, steps: int, device: torch.device, progress: Progress) -> bool:
-    """One optimizer step; False (and nothing applied) if the loss or gradient is not finite."""
-    epoch_t = epoch + step / steps
-    set_lr(t.opt, SCHEDULES.get(cfg.optim.schedule)(epoch_t, cfg.optim, cfg.epochs))
-    g = generator(cfg.seed, "step", epoch, step, device=device)
-    x = crop_flip(x.float() / 255, cfg.aug.crop_padding, cfg.aug.flip, g)
-    objective, hparams = objective_of(cfg.method)
-    use_mix = not cfg.aug.mix_at_only or objective.official_mix
-    x, target = mixer(x, y, derive_seed(cfg.seed, "mix", epoch, step), enabled=use_mix)
-    make_adv = _adversary(cfg, t, x, ramp(epoch_t, cfg.warmup_epochs), g, device)
-    torch.manual_seed(derive_seed(cfg.seed, "model", epoch, step))  # timm's drop-path draws
-    t.model.train()
-    with autocast(cfg.precision, device):
-        loss, logits = objective.loss(t.model, x, target, make_adv, **hparams)
-    t.opt.zero_grad(set_to_none=True)
-    loss.backward()
-    max_norm = cfg.optim.grad_clip_norm if cfg.optim.grad_clip else float("inf")
-    grad_norm = nn.utils.clip_grad_norm_(t.model.parameters(), max_norm)
-    if not bool(torch.isfinite(loss.detach()) & torch.isfinite(grad_norm)):  # one sync a step
-        progress.status = "diverged"
-        progress.diverged_at = {"epoch": epoch, "step": step, "loss": float(loss.detach()),
-                                "grad_norm": float(grad_norm)}
-        log.warning("non-finite loss or gradient at epoch %d step %d: %s", epoch, step,
-                    progress.diverged_at)
-        t.opt.zero_grad(set_to_none=True)
-        return False
-    t.updating = True
-    t.opt.step()
-    if t.ema is not None:
-        t.ema.update(t.model, step=progress.step)
-    t.meter["loss"] = t.meter.get("loss", 0.0) + loss.detach().float() * len(x)
-    t.meter["correct"] = t.meter.get("correct", 0) + (logits.argmax(1) == hard_labels(target)).sum()
-    t.meter["grad_norm"] = t.meter.get("grad_norm", 0.0) + grad_norm.detach()
-    t.meter["grad_norm_max"] = torch.maximum(t.meter.get("grad_norm_max", grad_norm.detach()),
-                                             grad_norm.detach())
-    progress.epoch_steps += 1
-    progress.epoch_seen += len(x)
-    progress.images += len(x)
-    t.updating = False
-    return True
-
-
-def _adversary(cfg: RunConfig, t: Trainee, x: torch.Tensor, r: float, g: torch.Generator,
-               device: torch.device):
-    """make_adv(loss, target, start) for this step: the configured PGD with ARD/PRM at r(t)."""
-    plugins = Plugins()
-    if t.prm is not None:
-        plugins.mask = t.prm.mask_fn(r, len(x), g, device)
-    if t.ard is not None:
-        plugins.input_grad = lambda: t.ard.dropping(r, g)
-
-    def make_adv(loss, target: torch.Tensor, start: str) -> torch.Tensor:
-        attack = PGD(cfg.attack.eps, cfg.attack.step_size, cfg.attack.steps, loss,
-                     start=cfg.attack.start or start)
-        return pgd_train(t.model, x, target, attack, g, plugins)
-
-    return make_adv
 
 
 def _curve_subset(splits: Splits, n: int) -> tuple[torch.Tensor, torch.Tensor]:
