@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from ablations import manifest as mf
+from ablations.flags import run_flags
 from ablations.spec import Ablation
 from core.evaluation import EVAL_ATTACKS, WORST_CASE, metric_columns, worst_case
 from core.provenance import machine_kind
@@ -43,7 +44,7 @@ def rows(ab: Ablation, runs_dir: Path) -> pd.DataFrame:
     df = pd.DataFrame(out)
     if df.empty:
         return df
-    cols = ["scale", *ab.all_axes(), *id_columns(), *metrics()]
+    cols = ["scale", *ab.all_axes(), *id_columns(), *metrics(), "flags"]
     df = df.sort_values(["scale", "order"], kind="stable")
     return df.reindex(columns=cols).reset_index(drop=True)
 
@@ -70,6 +71,7 @@ def _result_fields(run_dir: RunDir, attacks: list[str] | None) -> dict:
     if set(asked) != set(r["config"]["eval"]["attacks"]):
         subset = worst_case(run_dir, asked)
         fields[WORST_CASE] = fields[WORST_CASE] if subset is None else subset
+    fields["flags"] = "; ".join(run_flags(run_dir, asked))
     return fields
 
 
@@ -110,5 +112,6 @@ def summary(df: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
             row[f"{m}_n"] = len(vals)
         for status in STATUSES:
             row[f"n_{status}"] = int((group["status"] == status).sum())
+        row["n_flagged"] = int((group["flags"].fillna("") != "").sum()) if "flags" in group else 0
         out.append(row)
     return pd.DataFrame(out)

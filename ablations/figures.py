@@ -1,7 +1,8 @@
 """Figures in the paper's style: grouped bars with error bars, learning curves, all attacks.
 
 Diverged cells are drawn hatched and labelled; failed or missing cells are marked where
-their bar would be, so nothing is silently dropped.
+their bar would be, so nothing is silently dropped; a cell with a run flagged for a weak or
+masked evaluation carries a red † (the flags are in the CSVs, the main table and index.html).
 """
 from __future__ import annotations
 
@@ -87,6 +88,8 @@ def _bar(ax, x: float, width: float, r: pd.Series, metric: str, color: str, labe
     if hatch:
         ax.text(x, 100 * mean + 2, "diverged", rotation=90, ha="center", va="bottom",
                 fontsize=7)
+    if r.get("n_flagged", 0):  # a weak or masked evaluation suspected (ablations/flags.py)
+        ax.text(x, 100 * mean + 1, "†", ha="center", va="bottom", fontsize=9, color="#b00")
     incomplete = int(r.get("n_failed", 0)) + int(r.get("n_missing", 0))
     if incomplete:
         ax.text(x, 100 * mean + 2, f"{incomplete} missing", rotation=90, ha="center",

@@ -30,13 +30,15 @@ def save(runs_dir: str | Path, manifest: dict) -> None:
 
 
 def record_cells(manifest: dict, cells: list[Cell]) -> None:
-    """Add the cells (a re-launch with more seeds adds the new ones after the old)."""
+    """Add the cells (a re-launch with more seeds adds the new ones after the old); a cell
+    already there takes the overrides and attacks its grid asks for now."""
     for c in cells:
         if c.run_id not in manifest["cells"]:
             manifest["cells"][c.run_id] = {"order": len(manifest["cells"]),
                                            "labels": [list(kv) for kv in c.labels],
-                                           "seed": c.seed, "overrides": list(c.overrides),
-                                           "attacks": list(c.cfg.eval.attacks)}
+                                           "seed": c.seed}
+        manifest["cells"][c.run_id].update(overrides=list(c.overrides),
+                                           attacks=list(c.cfg.eval.attacks))
 
 
 def ordered_cells(manifest: dict) -> list[tuple[str, dict]]:

@@ -18,8 +18,9 @@ import pandas as pd
 
 from ablations.collect import evaluation_rows, metrics, rows, summary
 from ablations.figures import ablation_figure, asked_metrics
+from ablations.site import Page, write_site
 from ablations.spec import Ablation, load_all
-from ablations.verdicts import Verdict, judge
+from ablations.verdicts import Verdict, judge, seeds_to_decide
 from core.atomic import write_text
 from core.evaluation import attack_of, metric_label
 
@@ -32,10 +33,10 @@ def csv_text(df: pd.DataFrame) -> str:
     return buf.getvalue()
 
 
-def report_one(ab: Ablation, runs_dir: Path, out: Path) -> tuple[list[Verdict], list[str]]:
+def report_one(ab: Ablation, runs_dir: Path, out: Path) -> tuple[Page | None, list[str]]:
     df = rows(ab, runs_dir)
     if df.empty:
-        return [], []
+        return None, []
     summ = summary(df, ab.all_axes())
     write_text(out / f"{ab.name}.csv", csv_text(df))
     write_text(out / f"{ab.name}_summary.csv", csv_text(summ))
@@ -44,17 +45,19 @@ def report_one(ab: Ablation, runs_dir: Path, out: Path) -> tuple[list[Verdict], 
         md, tex = main_table(df, ab)
         write_text(out / f"{ab.name}.md", md)
         write_text(out / f"{ab.name}.tex", tex)
-    verdicts = [judge(c, df, ab, scale) for scale in dict.fromkeys(df["scale"])
-                for c in ab.claims if scale in c.scales]
-    return verdicts, _version_warnings(ab, df)
+    return Page(ab, df, summ, _verdicts(ab, df)), _version_warnings(ab, df)
 
 
-def verdicts_only(ab: Ablation, runs_dir: Path) -> tuple[list[Verdict], list[str]]:
+def _verdicts(ab: Ablation, df: pd.DataFrame) -> list[Verdict]:
+    return [judge(c, df, ab, scale) for scale in dict.fromkeys(df["scale"])
+            for c in ab.claims if scale in c.scales]
+
+
+def verdicts_only(ab: Ablation, runs_dir: Path) -> tuple[Page | None, list[str]]:
     df = rows(ab, runs_dir)
     if df.empty:
-        return [], []
-    return ([judge(c, df, ab, scale) for scale in dict.fromkeys(df["scale"])
-             for c in ab.claims if scale in c.scales], _version_warnings(ab, df))
+        return None, []
+    return Page(ab, df, summary(df, ab.all_axes()), _verdicts(ab, df)), _version_warnings(ab, df)
 
 
 def _version_warnings(ab: Ablation, df: pd.DataFrame) -> list[str]:
@@ -93,12 +96,26 @@ def main_table(df_rows: pd.DataFrame, ab: Ablation) -> tuple[str, str]:
         for _, r in g.iterrows():
             cells = [_pm(r, c) for c in cols]
             n = int(r[f"{cols[0]}_n"]) if cols else 0
-            md.append(f"| {r[axis]} | " + " | ".join(cells) + f" | {n} |")
-            tex.append(f"{r[axis]} & " + " & ".join(c.replace("±", r"$\pm$") for c in cells)
-                       + r" \\")
+            name = f"{r[axis]}{FLAG_MARK if r.get('n_flagged') else ''}"
+            md.append(f"| {name} | " + " | ".join(cells) + f" | {n} |")
+            tex.append(name.replace(FLAG_MARK, TEX_MARK) + " & "
+                       + " & ".join(c.replace("±", r"$\pm$") for c in cells) + r" \\")
         tex += [r"\bottomrule", r"\end{tabular}", ""]
-        md += ["", _points_note(scale_rows, cols), ""]
+        md += ["", _points_note(scale_rows, cols), "", *_flag_notes(scale_rows, axis), ""]
     return "\n".join(md) + "\n", "\n".join(tex)
+
+
+FLAG_MARK, TEX_MARK = "†", r"$^\dagger$"
+
+
+def _flag_notes(rows: pd.DataFrame, axis: str) -> list[str]:
+    """The flagged runs behind a † (signs of a weak or masked evaluation; ablations/flags.py)."""
+    flagged = rows[rows["flags"].fillna("") != ""]
+    if flagged.empty:
+        return ["No run is flagged for a weak or masked evaluation (ablations/flags.py)."]
+    return [f"{FLAG_MARK} flagged (ablations/flags.py):", ""] + [
+        f"- {r[axis]} seed {r['seed']} (run {r['run_id']}): {r['flags']}"
+        for _, r in flagged.iterrows()]
 
 
 def _points_note(rows: pd.DataFrame, cols: list[str]) -> str:
@@ -146,8 +163,11 @@ def claims_md(all_verdicts: dict[str, list[Verdict]], warnings: list[str]) -> st
              "Each claim of the paper, measured by this project: the effect is the mean paired "
              "difference (treatment - control, accuracy points) over the pairs shown; SE "
              "combines the spread over seeds with the test set's sampling error; the verdict "
-             "needs 2 SE (see ablations/verdicts.py). Rebuilt by `python -m ablations.report`.",
-             ""]
+             "needs 2 SE (see ablations/verdicts.py). 'Seeds to decide' is how many seeds would "
+             "put 2 SE below the effect to resolve (the paper's size where it states one, else "
+             "the effect measured here), with these test points and, after the slash, with "
+             "unlimited test points (the seed spread alone). Rebuilt by "
+             "`python -m ablations.report`.", ""]
     if warnings:
         lines += ["**Warnings**", "", *[f"- {w}" for w in warnings], ""]
     for name, verdicts in all_verdicts.items():
@@ -155,9 +175,9 @@ def claims_md(all_verdicts: dict[str, list[Verdict]], warnings: list[str]) -> st
             continue
         ab = load_all().get(name)
         lines += [f"## {name}", "", ab.question, "",
-                  "| claim | scale | metric | effect (pts) | spread | SE | pairs | verdict "
-                  "| notes |",
-                  "|---|---|---|---:|---:|---:|---:|---|---|"]
+                  "| claim | scale | metric | effect (pts) | spread | SE | pairs | seeds | "
+                  "verdict | seeds to decide | notes |",
+                  "|---|---|---|---:|---:|---:|---:|---:|---|---:|---|"]
         for v in verdicts:
             c = v.claim
             fmt = lambda x: "–" if x is None else f"{x:+.2f}"  # noqa: E731
@@ -165,8 +185,8 @@ def claims_md(all_verdicts: dict[str, list[Verdict]], warnings: list[str]) -> st
             se = "–" if v.se is None else f"{v.se:.2f}"
             lines.append(f"| {c.id}: {c.text} ({', '.join(c.treatment)} vs {c.control}, "
                          f"{c.direction}) | {v.scale} | {metric_label(c.metric)} | "
-                         f"{fmt(v.effect)} | {spread} | {se} | {v.n_pairs} | **{v.verdict}** | "
-                         f"{v.note} |")
+                         f"{fmt(v.effect)} | {spread} | {se} | {v.n_pairs} | {v.seeds} | "
+                         f"**{v.verdict}** | {seeds_to_decide(v)} | {v.note} |")
         lines.append("")
     return "\n".join(lines) + "\n"
 
@@ -186,10 +206,16 @@ def readme(names: list[str], evaluations: bool = False) -> str:
     if evaluations:
         lines.append("| `evaluations.csv` | checkpoint evaluations (`python -m core.evaluate`, "
                      "runs/_evals/): one row each, with source and SHA-256 of the weights |")
-    lines += ["| `claims.md` | every claim's paired effect and verdict (ablations/verdicts.py) |",
+    lines += ["| `claims.md` | every claim's paired effect, verdict and seeds to decide it "
+              "(ablations/verdicts.py) |",
+              "| `index.html`, `<name>.html` | the same as pages: figure, summary, claims and "
+              "flags per question; per run its curve, config, provenance and log, copied to "
+              "`runs/<run-id>/` (ablations/site.py) |",
               "", "Columns: the grid's axes, `seed`, `status` (done / diverged / failed / "
               "missing), `run_id`, `git_sha`/`dirty` (code version of the run), `n_eval`, "
-              f"and the accuracies ({', '.join(metrics())}) as fractions.", ""]
+              f"the accuracies ({', '.join(metrics())}) as fractions, and `flags`: the signs "
+              "of a weak or masked evaluation found on the run's points (ablations/flags.py).",
+              ""]
     return "\n".join(lines)
 
 
@@ -208,16 +234,16 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     names = a.names or registry.names()
     out, runs_dir = Path(a.out), Path(a.runs_dir)
-    verdicts, warnings, reported = {}, [], []
-    for name in registry.names():  # claims.md always covers every ablation
+    pages, warnings = {}, []
+    for name in registry.names():  # claims.md and index.html always cover every question
         ab = registry.get(name)
-        if name in names:
-            verdicts[name], w = report_one(ab, runs_dir, out)
-        else:
-            verdicts[name], w = verdicts_only(ab, runs_dir)
+        page, w = (report_one(ab, runs_dir, out) if name in names
+                   else verdicts_only(ab, runs_dir))
         warnings += w
-        if verdicts[name]:
-            reported.append(name)
+        if page is not None:
+            pages[name] = page
+    verdicts = {name: p.verdicts for name, p in pages.items()}
+    reported = list(pages)
     n_evals = report_evaluations(runs_dir, out)
     if n_evals:
         print(f"{n_evals} checkpoint evaluation(s) -> {out / 'evaluations.csv'}")
@@ -227,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     write_text(out / "claims.md", claims_md(verdicts, warnings))
     write_text(out / "README.md", readme(reported, n_evals > 0))
+    write_site(out, runs_dir, list(pages.values()), warnings,
+               pages_for=[n for n in reported if n in names])
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr)
     for name, vs in verdicts.items():

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from ablations.spec import Ablation
-from ablations.verdicts import Verdict
+from ablations.verdicts import Verdict, seeds_to_decide
 from core.atomic import write_text
 from core.evaluation import metric_label
 from core.rundir import RunDir
@@ -56,14 +56,16 @@ def _verdict_rows(verdicts: list[Verdict]) -> str:
             f"<tr><td>{html.escape(c.id)}: {html.escape(c.text)}</td><td>{v.scale}</td>"
             f"<td>{html.escape(metric_label(c.metric))}</td><td>{fmt(v.effect)}</td>"
             f"<td>{'–' if v.se is None else f'{v.se:.2f}'}</td><td>{v.n_pairs}</td>"
-            f"<td class=\"{_verdict_class(v)}\">{v.verdict}</td><td>{html.escape(v.note)}</td>"
-            "</tr>")
+            f"<td>{v.seeds}</td><td class=\"{_verdict_class(v)}\">{v.verdict}</td>"
+            f"<td>{seeds_to_decide(v)}</td><td>{html.escape(v.note)}</td></tr>")
     return ("<table><tr><th>claim</th><th>scale</th><th>metric</th><th>effect (pts)</th>"
-            "<th>SE</th><th>pairs</th><th>verdict</th><th>notes</th></tr>"
+            "<th>SE</th><th>pairs</th><th>seeds</th><th>verdict</th><th title=\"seeds for 2 SE "
+            "at the target effect: with these test points / with unlimited ones\">seeds to "
+            "decide</th><th>notes</th></tr>"
             + "".join(rows) + "</table>")
 
 
-def _run_table(p: Page) -> str:
+def _run_table(p: Page, out: Path) -> str:
     axes = p.ab.all_axes()
     metrics = [c for c in p.rows.columns if c.endswith("_acc") and p.rows[c].notna().any()]
     head = "".join(f"<th>{html.escape(h)}</th>" for h in
@@ -76,7 +78,7 @@ def _run_table(p: Page) -> str:
                  r["status"], *(("–" if pd.isna(r[m]) else f"{100 * r[m]:.1f}") for m in metrics)]
         flags = r.get("flags") if isinstance(r.get("flags"), str) else ""
         files = " ".join(f"<a href=\"runs/{rid}/{f}\">{label}</a>" for f, label in RUN_FILES
-                         if (Path("runs") / rid / f).name)
+                         if (out / "runs" / rid / f).is_file())
         body.append("<tr>" + "".join(f"<td>{html.escape(str(c)) if i else c}</td>"
                                      for i, c in enumerate(cells))
                     + f"<td class=\"flag\">{html.escape(flags)}</td><td>{files}</td></tr>")
@@ -88,7 +90,7 @@ RUN_FILES = ((CURVE_PNG, "curve"), (RunDir.config.name, "config"),
              (RunDir.result.name, "provenance"), (RunDir.log.name, "log"))
 
 
-def question_page(p: Page) -> str:
+def question_page(p: Page, out: Path) -> str:
     name = p.ab.name
     flagged = p.rows[p.rows.get("flags", pd.Series(dtype=str)).fillna("") != ""]
     flag_html = ("<p class=\"ok\">No run is flagged.</p>" if flagged.empty else
@@ -100,10 +102,11 @@ def question_page(p: Page) -> str:
     body = (f"<h1>{html.escape(name)}</h1><p>{html.escape(p.ab.question)}</p>"
             f"<img src=\"figures/{name}.png\" alt=\"figure of {html.escape(name)}\">"
             f"<h2>Claims</h2>{_verdict_rows(p.verdicts)}"
-            f"<h2>Flags</h2>{flag_html}<h2>Summary over seeds</h2>{summary}"
+            f"<h2>Flags</h2>{flag_html}<h2>Summary over seeds</h2>"
+            f"<div style=\"overflow-x:auto\">{summary}</div>"
             f"<p>CSV: <a href=\"{name}.csv\">{name}.csv</a>, "
             f"<a href=\"{name}_summary.csv\">{name}_summary.csv</a></p>"
-            f"<h2>Runs</h2>{_run_table(p)}")
+            f"<h2>Runs</h2>{_run_table(p, out)}")
     return _doc(name, body)
 
 
@@ -159,8 +162,11 @@ def _curve_png(run_dir: RunDir, path: Path) -> None:
     plt.close(fig)
 
 
-def write_site(out: Path, runs_dir: Path, pages: list[Page], warnings: list[str]) -> None:
+def write_site(out: Path, runs_dir: Path, pages: list[Page], warnings: list[str],
+               pages_for: list[str]) -> None:
+    """index.html over every question; the pages (and run files) of `pages_for`."""
     for p in pages:
-        copy_run_files(runs_dir, out, list(p.rows["run_id"]))
-        write_text(out / f"{p.ab.name}.html", question_page(p))
+        if p.ab.name in pages_for:
+            copy_run_files(runs_dir, out, list(p.rows["run_id"]))
+            write_text(out / f"{p.ab.name}.html", question_page(p, out))
     write_text(out / "index.html", index_page(pages, warnings))

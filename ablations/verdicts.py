@@ -34,6 +34,10 @@ class Verdict:
     n_pairs: int
     verdict: str
     note: str
+    seeds: int = 0                    # seeds behind the pairs
+    seeds_needed: int | None = None   # to resolve the target effect at 2 SE, these test points
+    seeds_floor: int | None = None    # the same with unlimited test points (seed spread only)
+    target: float | None = None       # the effect to resolve: the paper's size, else measured
 
 
 def judge(claim: Claim, df: pd.DataFrame, ab: Ablation, scale: str) -> Verdict:
@@ -47,7 +51,7 @@ def judge(claim: Claim, df: pd.DataFrame, ab: Ablation, scale: str) -> Verdict:
         data = data[in_group]
     keys = [*others, "seed"]
     control = data[data[claim.axis] == claim.control].set_index(keys)
-    diffs, test_var, incomplete, diverged = [], [], 0, 0
+    diffs, test_var, incomplete, diverged, seeds = [], [], 0, 0, set()
     for t in claim.treatment:
         treat = data[data[claim.axis] == t].set_index(keys)
         for key, row in treat.iterrows():
@@ -60,7 +64,9 @@ def judge(claim: Claim, df: pd.DataFrame, ab: Ablation, scale: str) -> Verdict:
             n_eval = _n_for(row, claim.metric)
             test_var.append(1e4 * (a * (1 - a) + b * (1 - b)) / max(n_eval, 1))
             diverged += (row["status"] == "diverged") + (ctl["status"] == "diverged")
-    return _verdict(claim, scale, diffs, test_var, incomplete, diverged)
+            seeds.add(key[-1] if isinstance(key, tuple) else key)
+    verdict = _verdict(claim, scale, diffs, test_var, incomplete, diverged)
+    return _with_seeds_needed(verdict, len(seeds), test_var)
 
 
 def _n_for(row: pd.Series, metric: str) -> int:
@@ -92,6 +98,22 @@ def _verdict(claim: Claim, scale: str, diffs: list[float], test_var: list[float]
                    _decide(claim.direction, mean, se), "; ".join(notes))
 
 
+def _with_seeds_needed(v: Verdict, seeds: int, test_var: list[float]) -> Verdict:
+    """How many seeds would put 2 SE below the effect to resolve (the paper's size where it
+    says one, else the measured effect): with these test points, and with unlimited ones."""
+    v.seeds = seeds
+    target = v.claim.size if v.claim.size is not None else (
+        abs(v.effect) if v.effect else None)
+    if not seeds or v.spread is None or not target:
+        return v
+    per_seed = v.n_pairs / seeds  # pairs one seed gives (groups x treatments)
+    needed = lambda var: max(1, math.ceil(4 * var / target**2 / per_seed - 1e-9))  # noqa: E731
+    v.target = target
+    v.seeds_needed = needed(v.spread**2 + sum(test_var) / len(test_var))
+    v.seeds_floor = needed(v.spread**2)
+    return v
+
+
 def _decide(direction: str, mean: float, se: float) -> str:
     if direction == "<=":
         if mean > 2 * se:
@@ -103,3 +125,10 @@ def _decide(direction: str, mean: float, se: float) -> str:
     if signed < -2 * se:
         return "not supported"
     return "inconclusive"
+
+
+def seeds_to_decide(v: Verdict) -> str:
+    """'12 / 5 (at 1.16 pts)': seeds for 2 SE at the target effect, then with unlimited points."""
+    if v.seeds_needed is None:
+        return "–"
+    return f"{v.seeds_needed} / {v.seeds_floor} (at {v.target:.2g} pts)"

@@ -1,6 +1,7 @@
 """Benchmarks, printed as `name: value` lines: ratios measured in one run on one device.
 
     python -m core.bench [--device cpu|cuda] [--model PRESET] [--repeats N]
+    python -m core.bench --data       # JPEG decoding per worker vs an H100's demand
 
 Against a bare hand-written loop (core engine overhead) and against `core.reference`, the
 paper's loop in the official code's style (the baseline for every speed claim):
@@ -26,6 +27,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from core.bench_data import bench_data
 from core.compose import compose
 from core.config import RunConfig, replace
 
@@ -278,7 +280,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default="vit_micro", help="a model preset (default: tiny ViT)")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--repeats", type=int, default=15)
+    p.add_argument("--data", action="store_true",
+                   help="only the JPEG streaming figures (core/bench_data.py)")
+    p.add_argument("--images", type=int, default=300, help="JPEGs for --data")
     a = p.parse_args(argv)
+    if a.data:
+        for k, v in bench_data(a.images).items():
+            print(f"{k}: {v:.1f}", flush=True)
+        return 0
     device = torch.device(a.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     print(f"device: {name} ({torch.get_num_threads()} threads)")

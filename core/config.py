@@ -208,6 +208,8 @@ class RunConfig:
     runs_dir: str = runtime("runs")
     progress: bool = runtime(True)
     checkpoint_minutes: float = runtime(10.0, ge=0)  # also save mid-epoch after this long
+    # live tracking, off by default: [tensorboard] and/or [wandb] (offline mode)
+    track: list[str] = runtime(factory=list)
     resources: ResourcesCfg = field(default_factory=ResourcesCfg)
 
 

@@ -65,9 +65,12 @@ Evaluator = Callable[[nn.Module, torch.Tensor, torch.Tensor, EvalContext], torch
 class EvalAttack:
     """An evaluation attack and its facts.
 
-    correct(model, x, y, ctx) -> bool [N]: still correctly classified after the attack.
+    correct(model, x, y, ctx) -> bool [N] (or [N, restarts]): still correctly classified
+      after the attack (after each of its independent restarts).
     passes: forward-pass equivalents per example (an input-gradient step is 2), for costs.
     limit: the EvalCfg field capping it to the first N test points (None: every point).
+    stronger_than: attacks it must never be above on the same points (a sign of a weak or
+      masked evaluation if it is: the report flags the run).
     """
 
     name: str
@@ -75,6 +78,7 @@ class EvalAttack:
     correct: Evaluator
     passes: float
     limit: str | None = None
+    stronger_than: tuple[str, ...] = ()
 
     @property
     def column(self) -> str:
@@ -129,12 +133,12 @@ def clean_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
 
 def pgd_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, ctx: EvalContext, *,
                 name: str, steps: int, loss: Callable[[EvalContext], Callable],
-                restarts: int = 1) -> torch.Tensor:
+                restarts: int = 1, first_restart: int = 0) -> torch.Tensor:
     """PGD with a uniform random start, step eval.step_size (2/255 unless set), `restarts`
     restarts on robust examples."""
     attack = PGD(ctx.eps, ctx.step_size, steps, loss(ctx), start="uniform")
     correct = torch.ones(len(y), dtype=torch.bool)
-    for restart in range(restarts):
+    for restart in range(first_restart, first_restart + restarts):
         idx = correct.nonzero().squeeze(1)
         if len(idx) == 0:  # nothing left to attack (or no points on this rank)
             break
@@ -158,9 +162,19 @@ def _start_noise(indices: torch.Tensor, shape: torch.Size, seed: int, name: str,
                         for i in indices])
 
 
-def _pgd(name: str, label: str, steps: int, loss: Callable[[EvalContext], Callable]) -> EvalAttack:
+def _pgd(name: str, label: str, steps: int, loss: Callable[[EvalContext], Callable],
+         **facts) -> EvalAttack:
     run = functools.partial(pgd_correct, name=name, steps=steps, loss=loss)
-    return EvalAttack(name, label, run, passes=2 * steps + 1)
+    return EvalAttack(name, label, run, passes=2 * steps + 1, **facts)
+
+
+def restarts_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, ctx: EvalContext, *,
+                     name: str, steps: int, restarts: int) -> torch.Tensor:
+    """[N, restarts]: PGD-`steps` from `restarts` independent random starts, each on every
+    point (restart 0 is `name`'s own start: the same as that attack). Their spread shows an
+    attack that depends on where it starts."""
+    return torch.stack([pgd_correct(model, x, y, ctx, name=name, steps=steps, loss=_ce,
+                                    first_restart=r) for r in range(restarts)], dim=1)
 
 
 def _ce(ctx: EvalContext) -> Callable:
@@ -186,10 +200,14 @@ def aa_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
 register(EvalAttack(NATURAL, "natural", clean_correct, passes=1))
 register(_pgd("pgd20", "PGD-20", 20, _ce))
 register(_pgd("cw20", "CW-20", 20, _cw))
-register(_pgd("pgd100", "PGD-100", 100, _ce))
+register(_pgd("pgd100", "PGD-100", 100, _ce, stronger_than=("pgd20",)))
 # about 6000 passes per example: APGD-CE and APGD-T (9 targets) at 100 steps, FAB-T, Square
 # 5000 queries, each on the examples still robust (about half at the paper's accuracies)
-register(EvalAttack("aa", "AutoAttack", aa_correct, passes=6000, limit="n_aa"))
+register(EvalAttack("aa", "AutoAttack", aa_correct, passes=6000, limit="n_aa",
+                    stronger_than=("pgd20", "cw20", "pgd100")))
+register(EvalAttack("pgd20x5", "PGD-20 x5 restarts", functools.partial(
+    restarts_correct, name="pgd20", steps=20, restarts=5), passes=5 * 41,
+    stronger_than=("pgd20",)))
 
 
 CPU_BATCH = 256  # evaluation batch when none is set and there is no GPU memory to size it by
@@ -239,7 +257,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attacks: list[s
             flags[name] = _sharded(attack, model, x[:n], y[:n], ctx)
             if ctx.state and ctx.world.main:
                 write_json(ctx.state.eval_flags(name), {"correct": flags[name].tolist()})
-        log.info("%s accuracy %.4f on %d examples", name, flags[name].float().mean(), n)
+        log.info("%s accuracy %.4f on %d examples", name, robust(flags[name]).float().mean(), n)
     return summarise(flags)
 
 
@@ -252,9 +270,12 @@ def _sharded(attack: EvalAttack, model: nn.Module, x: torch.Tensor, y: torch.Ten
     mine = eval_shard(len(y), ctx.batch_size, ctx.world)
     local = (attack.correct(model, x[mine], y[mine], replace(ctx, index=mine)) if len(mine)
              else torch.zeros(0, dtype=torch.bool))
-    out = torch.ones(len(y), dtype=torch.bool)
-    for idx, flags in ctx.world.gather((mine.tolist(), local.tolist())):
-        out[torch.tensor(idx, dtype=torch.long)] = torch.tensor(flags, dtype=torch.bool)
+    parts = ctx.world.gather((mine.tolist(), local.tolist()))
+    width = next((len(f[0]) for _, f in parts if f and isinstance(f[0], list)), None)
+    out = torch.ones((len(y), width) if width else len(y), dtype=torch.bool)
+    for idx, flags in parts:
+        if idx:
+            out[torch.tensor(idx, dtype=torch.long)] = torch.tensor(flags, dtype=torch.bool)
     return out
 
 
@@ -266,8 +287,14 @@ def _cached(state: RunDir | None, name: str, n: int) -> torch.Tensor | None:
     return correct if len(correct) == n else None
 
 
+def robust(flags: torch.Tensor) -> torch.Tensor:
+    """Per point: robust to the attack (to every restart, for per-restart flags)."""
+    return flags.all(dim=1) if flags.ndim == 2 else flags
+
+
 def summarise(flags: dict[str, torch.Tensor]) -> dict:
     """Accuracies per attack and the point-wise worst case on the examples all attacks saw."""
+    flags = {k: robust(v) for k, v in flags.items()}
     metrics: dict = {EVAL_ATTACKS.get(k).column: v.float().mean().item() for k, v in flags.items()}
     metrics.update({EVAL_ATTACKS.get(k).count_column: len(v) for k, v in flags.items()})
     common = min(len(v) for v in flags.values())
@@ -283,9 +310,10 @@ def worst_case(state: RunDir, attacks: list[str]) -> float | None:
     paths = [state.eval_flags(a) for a in attacks]
     if not all(p.is_file() for p in paths):
         return None
-    flags = [json.loads(p.read_text())["correct"] for p in paths]
+    flags = [robust(torch.tensor(json.loads(p.read_text())["correct"], dtype=torch.bool))
+             for p in paths]
     n = min(len(f) for f in flags)
-    return sum(all(f[i] for f in flags) for i in range(n)) / n
+    return torch.stack([f[:n] for f in flags]).all(dim=0).float().mean().item()
 
 
 def covers(metrics: dict, eval_cfg: EvalCfg, n_eval: int) -> bool:

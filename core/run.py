@@ -26,6 +26,7 @@ from core.models.sources import source_of
 from core.provenance import code_version, machine, package_versions, peak_memory
 from core.rundir import RunDir
 from core.training.loop import train
+from core.training.tracking import Tracking
 from core.validate import check_inputs, validate
 
 log = logging.getLogger("core")
@@ -122,9 +123,15 @@ def _train_and_evaluate(cfg: RunConfig, rid: str, run_dir: RunDir) -> dict:
     source = resolve_source(cfg)
     device, splits, x, y = prepare(cfg)
     built = build(cfg, splits, source)
-    progress, trainee = train(cfg, rid, run_dir, built, splits, device)
-    model, trained = trainee.eval_model, time.time()
-    metrics = evaluate_suite(cfg, model, x, y, cfg.eval.attacks, run_dir, device)
+    tracking = Tracking(cfg.track if world().main else [], run_dir, rid, to_dict(cfg))
+    try:
+        progress, trainee = train(cfg, rid, run_dir, built, splits, device, tracking)
+        model, trained = trainee.eval_model, time.time()
+        metrics = evaluate_suite(cfg, model, x, y, cfg.eval.attacks, run_dir, device)
+        tracking.log("final", {k: v for k, v in metrics.items() if k.endswith("_acc")},
+                     progress.step)
+    finally:
+        tracking.close()
     evaluated = time.time()
     status = "diverged" if progress.status == "diverged" else "done"
     w = world()

@@ -24,6 +24,7 @@ from core.registry import Registry, UnknownNameError
 from core.training.objectives import objective_of
 from core.training.precision import PRECISIONS
 from core.training.schedules import OPTIMIZERS, SCHEDULES
+from core.training.tracking import TRACKERS, missing_package
 
 PRM_MASKS = ("batch", "example")
 # (ge, gt, le, lt) of core.config's field bounds
@@ -76,6 +77,8 @@ def _names(cfg: RunConfig) -> None:
     _known(KERNEL_ADAPTERS, cfg.model.kernel_adapt, "model.kernel_adapt")
     _known(POS_RESIZE, cfg.model.pos_resize, "model.pos_resize")
     _known(TEST_POINTS, cfg.eval.points, "eval.points")
+    for name in cfg.track:
+        _known(TRACKERS, name, "track")
     for name in [*cfg.eval.attacks, cfg.eval.curve_attack]:
         _known(EVAL_ATTACKS, name, "eval.attacks")
     if cfg.attack.start is not None:
@@ -129,7 +132,7 @@ def check_inputs(cfg: RunConfig, device: bool = True) -> None:
         validate(needed)
         check_inputs(needed, device)
         return
-    problem = weights_missing(cfg.model.source, cfg.runs_dir)
+    problem = weights_missing(cfg.model.source, cfg.runs_dir) or missing_package(cfg.track)
     if problem:
         raise UserError(problem)
 

@@ -86,10 +86,11 @@ def interrupted_at(monkeypatch, k: int):
         monkeypatch.setattr(step, "optimizer_step", original)
 
 
-def cli(*args: str, cwd, module: str = "core.train") -> subprocess.CompletedProcess:
+def cli(*args: str, cwd, module: str = "core.train",
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """`python -m <module> args` as a new user's shell runs it: offline, this checkout."""
     root = Path(__file__).resolve().parent.parent
     return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, capture_output=True,
                           text=True, timeout=300, env={"PYTHONPATH": str(root),
                                                        "PATH": "/usr/bin:/bin",
-                                                       "HF_HUB_OFFLINE": "1"})
+                                                       "HF_HUB_OFFLINE": "1", **(env or {})})

@@ -137,3 +137,19 @@ def test_a_run_shared_by_grids_gets_every_attack_they_ask_for(tmp_path):
         {"status": "done", "n_eval": 32, "metrics": {"clean_acc": 0.9, "pgd20_acc": 0.5}}))
     left, done = todo([job])
     assert [j.run_id for j in left] == [rid] and done == []
+
+
+def test_a_relaunch_records_the_attacks_the_grid_asks_for_now(tmp_path):
+    """A grid whose evaluation changed (here: AutoAttack dropped) is reported with the attacks
+    it asks for now, not those of its first launch, while its cells keep their places."""
+    ab = load_all().get("main_table")
+    first = expand(ab, "tiny", 2, [f"runs_dir={tmp_path}"])
+    manifest = mf.load(tmp_path, ab.name, "tiny")
+    mf.record_cells(manifest, first)
+    order = {rid: c["order"] for rid, c in manifest["cells"].items()}
+    assert all("aa" in c["attacks"] for c in manifest["cells"].values())
+    now = expand(ab, "tiny", 2, [f"runs_dir={tmp_path}", "eval.attacks=[clean,pgd20]"])
+    assert [c.run_id for c in now] == [c.run_id for c in first]
+    mf.record_cells(manifest, now)
+    assert all(c["attacks"] == ["clean", "pgd20"] for c in manifest["cells"].values())
+    assert {rid: c["order"] for rid, c in manifest["cells"].items()} == order

@@ -102,8 +102,8 @@ def test_a_grid_with_them_reaches_the_tables_and_the_figure(extended, tmp_path, 
     assert report_main(["main_table", "--runs-dir", str(tmp_path), "--out", str(results)]) == 0
     df = pd.read_csv(results / "main_table.csv")
     assert df["fgsm_acc"].notna().all() and (df["fgsm_acc"] <= df["clean_acc"]).all()
-    assert list(df.columns[-7:]) == ["clean_acc", "pgd20_acc", "cw20_acc", "pgd100_acc",
-                                     "aa_acc", "fgsm_acc", "robust_acc"]
+    assert list(df.columns[-9:]) == ["clean_acc", "pgd20_acc", "cw20_acc", "pgd100_acc",
+                                     "aa_acc", "pgd20x5_acc", "fgsm_acc", "robust_acc", "flags"]
     assert drawn == [["clean_acc", "pgd20_acc", "aa_acc", "fgsm_acc", "robust_acc"]]
     table = (results / "main_table.md").read_text()
     assert "| model | natural | PGD-20 | AutoAttack | FGSM | worst case | seeds |" in table

@@ -3,6 +3,8 @@ files) streams through loader workers, resumes mid-epoch with the same numbers, 
 evaluated on the points of an ids file in RobustBench's format, in that file's order."""
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -65,3 +67,18 @@ def test_a_missing_ids_list_or_image_is_one_line_before_any_work(fast_cfg, image
     (imagenet / IDS_FILE).write_text("n00000000/ILSVRC2012_val_99999999.JPEG\n")
     with pytest.raises(DataNotFoundError, match="1 of RobustBench's 1 test images are not"):
         run(cfg)
+
+
+def test_the_streaming_bench_reads_imagenet_sized_jpegs_through_the_training_path(tmp_path):
+    from core.bench_data import bench_data, demand_images_per_s, write_jpegs
+    from core.data.images import FolderImages
+
+    # 989 TFLOP/s at 28% over 6 forward+backward passes (3x) of 17.6 GFLOP
+    assert demand_images_per_s() == pytest.approx(989e3 * 0.28 / (17.6 * 18))
+    write_jpegs(tmp_path, 3)
+    x, y = FolderImages(tmp_path / "train", 224).get(2)
+    assert x.shape == (3, 224, 224) and x.dtype == torch.uint8 and y == 2
+    figures = bench_data(4)
+    assert figures["workers_to_feed_it"] == math.ceil(
+        figures["h100_vit_b16_pgd5_demand_images_per_s_estimate"]
+        / figures["jpeg_decode_resize_images_per_s_per_worker"])

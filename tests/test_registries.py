@@ -15,7 +15,7 @@ import yaml
 from ablations.spec import load_all
 from core.compose import compose
 from core.data.sets import DATASETS
-from core.evaluation import EVAL_ATTACKS, NATURAL, EvalContext, evaluate
+from core.evaluation import EVAL_ATTACKS, NATURAL, EvalContext, evaluate, robust
 from core.models.families import FAMILIES, family_of
 from core.models.sources import SOURCES
 from core.rundir import RunDir
@@ -51,8 +51,9 @@ def test_every_objective_has_a_preset_and_trains_a_step(name):
 
 @pytest.mark.parametrize("name", EVAL_ATTACKS.names())
 def test_every_evaluation_attack_flags_its_points(name, trained_model, test_batch):
-    """Bool flags, one per point it covers; never above natural accuracy point by point
-    (an attack cannot make a wrong prediction right); facts downstream code reads."""
+    """Bool flags, one per point it covers (a row per point, one per restart, for an attack
+    with restarts); never above natural accuracy point by point (an attack cannot make a
+    wrong prediction right); facts downstream code reads."""
     attack = EVAL_ATTACKS.get(name)
     model, _ = trained_model
     x, y = test_batch[0][:24], test_batch[1][:24]
@@ -62,11 +63,12 @@ def test_every_evaluation_attack_flags_its_points(name, trained_model, test_batc
     n = attack.points(cfg.eval, len(y))
     flags = attack.correct(model, x[:n], y[:n], ctx)
     natural = EVAL_ATTACKS.get(NATURAL).correct(model, x[:n], y[:n], ctx)
-    assert flags.dtype == torch.bool and flags.shape == (n,)
-    assert not (flags & ~natural).any()
+    assert flags.dtype == torch.bool and flags.shape[0] == n and flags.ndim in (1, 2)
+    assert not (flags & ~natural.reshape(n, *[1] * (flags.ndim - 1))).any()
     assert attack.label and attack.passes >= 1 and attack.column == f"{name}_acc"
     m = evaluate(model, x, y, [NATURAL, name], ctx)
     assert m[attack.count_column] == n and m["robust_acc"] <= m[attack.column]
+    assert m[attack.column] == pytest.approx(robust(flags).float().mean().item(), abs=1e-6)
 
 
 @pytest.mark.parametrize("name", FAMILIES.names())

@@ -110,3 +110,48 @@ def test_decision_rule(direction, mean, se, verdict):
 def test_report_with_nothing_launched(tmp_path, capsys):
     assert report(["--runs-dir", str(tmp_path), "--out", str(tmp_path / "r")]) == 0
     assert "nothing to report" in capsys.readouterr().out
+
+
+def _flags_run(tmp_path, flags: dict) -> RunDir:
+    run_dir = RunDir(tmp_path / "flagged").mkdir()
+    for name, values in flags.items():
+        run_dir.eval_flags(name).parent.mkdir(parents=True, exist_ok=True)
+        run_dir.eval_flags(name).write_text(json.dumps({"correct": values}))
+    return run_dir
+
+
+def test_weak_or_masked_evaluations_are_flagged(tmp_path):
+    from ablations.flags import run_flags
+
+    t, f = True, False
+    clean = [t] * 10
+    pgd20 = [t] * 5 + [f] * 5
+    run_dir = _flags_run(tmp_path, {
+        "clean": clean, "pgd20": pgd20, "pgd100": [t] * 4 + [f] * 6,
+        "aa": [t] * 6 + [f] * 4,                                # 60 > PGD-20's 50
+        "pgd20x5": [[t, t, t, t, t]] * 4 + [[t, f, f, f, f]] + [[f] * 5] * 5})
+    flags = run_flags(run_dir, ["clean", "pgd20", "pgd100", "aa", "pgd20x5"])
+    assert "AutoAttack 60.0 > PGD-20 50.0 on 10 points" in flags
+    assert "AutoAttack 60.0 > PGD-100 40.0 on 10 points" in flags
+    assert "PGD-20 x5 restarts: restarts 10.0 points apart" in flags  # 50 vs 40
+    assert not any("PGD-100" in fl and fl.startswith("PGD-100") for fl in flags)
+    sound = _flags_run(tmp_path / "b", {"clean": clean, "pgd20": pgd20,
+                                        "aa": [t] * 5 + [f] * 5})
+    assert run_flags(sound, ["clean", "pgd20", "aa"]) == []
+    above = _flags_run(tmp_path / "c", {"clean": [t] * 4 + [f] * 6, "pgd20": pgd20})
+    assert run_flags(above, ["clean", "pgd20"]) == ["PGD-20 above natural accuracy"]
+
+
+def test_seeds_needed_by_hand():
+    """2 SE <= d: n pairs >= 4 (spread^2 + test var) / d^2, per seed this claim's pairs."""
+    from ablations.spec import Claim
+    from ablations.verdicts import _verdict, _with_seeds_needed
+
+    claim = Claim(id="x", text="t", metric="pgd20_acc", axis="a", treatment=("t",),
+                  control="c", direction="+", reference="r", size=1.0)
+    diffs, test_var = [1.0, 3.0, 2.0, 0.0, 4.0, 2.0], [2.0] * 6  # spread^2 = 2.0
+    v = _with_seeds_needed(_verdict(claim, "tiny", diffs, test_var, 0, 0), seeds=3,
+                           test_var=test_var)
+    assert v.spread == pytest.approx(2.0 ** 0.5)
+    # 4 * (2 + 2) / 1 = 16 pairs, 2 pairs a seed: 8 seeds; seed spread alone: 4 * 2 = 8 -> 4
+    assert (v.seeds_needed, v.seeds_floor, v.target) == (8, 4, 1.0)

@@ -167,8 +167,9 @@ def test_asking_a_finished_run_for_more_attacks_evaluates_only_those(fast_cfg):
     assert run_id(cfg) == quick["run_id"]
     full = run(cfg)
     assert full["clean_acc"] == quick["clean_acc"] and full["pgd20_acc"] == quick["pgd20_acc"]
-    assert {"cw20_acc", "pgd100_acc", "aa_acc"} <= set(full) and full["n_aa"] == 8
-    assert full["config"]["eval"]["attacks"] == ["clean", "pgd20", "cw20", "pgd100", "aa"]
+    assert {"cw20_acc", "pgd100_acc", "aa_acc", "pgd20x5_acc"} <= set(full) and full["n_aa"] == 8
+    assert full["config"]["eval"]["attacks"] == ["clean", "pgd20", "cw20", "pgd100", "aa",
+                                                 "pgd20x5"]
     log = run_dir_of(cfg).log.read_text()
     assert log.count("epoch 2:") == 1 and "extending the evaluation" in log
     assert run(fast_cfg("eval=quick")) == full  # a subset is already there

@@ -29,6 +29,7 @@ from core.training.checkpoint import load_checkpoint, save_checkpoint
 from core.training.curve import write_curve
 from core.training.objectives import objective_of
 from core.training.schedules import build_optimizer
+from core.training.tracking import LOG_EVERY, Tracking
 
 log = logging.getLogger(__name__)
 _SAVE_REQUESTED = {"now": False}  # set by a job about to be requeued (rank 0's signal)
@@ -66,7 +67,9 @@ class Trainee:
     ard: ARD | None
     prm: PRM | None
     ddp: nn.Module | None = None   # the model wrapped for gradient averaging across ranks
+    tracking: Tracking | None = None  # live tracking (rank 0, when asked for)
     meter: dict[str, torch.Tensor] = field(default_factory=dict)  # epoch sums, on the device
+    last: dict = field(default_factory=dict)  # the latest step's loss, gradient norm, lr
     updating: bool = False         # inside the weight update: the state is not a step boundary
 
     def flush(self, progress: Progress) -> None:
@@ -103,8 +106,9 @@ def setup(cfg: RunConfig, built: BuiltModel, device: torch.device) -> Trainee:
 
 
 def train(cfg: RunConfig, run_id: str, run_dir: RunDir, built: BuiltModel, splits: Splits,
-          device: torch.device) -> tuple[Progress, Trainee]:
+          device: torch.device, tracking: Tracking | None = None) -> tuple[Progress, Trainee]:
     t = setup(cfg, built, device)
+    t.tracking = tracking
     progress = _restore(run_dir, run_id, t)
     if progress.status == "running":
         _loop(cfg, run_id, run_dir, t, splits, device, progress)
@@ -171,6 +175,10 @@ def _loop(cfg: RunConfig, run_id: str, run_dir: RunDir, t: Trainee, splits: Spli
             break
         progress.step += 1
         bar.update(1)
+        if t.tracking and progress.step % LOG_EVERY == 0:
+            t.tracking.log("train", {**{k: float(v) for k, v in t.last.items()},
+                                     "images_per_s": progress.images / progress.train_seconds},
+                           progress.step)
         if progress.step % steps == 0:
             _end_epoch(cfg, t, progress, epoch, curve_x, curve_y, device)
             if w.main:
@@ -223,6 +231,8 @@ def _end_epoch(cfg: RunConfig, t: Trainee, progress: Progress, epoch: int, x: to
            "images_per_s": progress.images / max(progress.train_seconds, 1e-9),
            "train_seconds": progress.train_seconds}
     progress.curve.append(row)
+    if t.tracking:
+        t.tracking.log("epoch", {k: v for k, v in row.items() if k != "epoch"}, epoch + 1)
     progress.epoch_loss = progress.epoch_correct = 0.0
     progress.epoch_grad_norm = progress.epoch_grad_norm_max = 0.0
     progress.epoch_seen = progress.epoch_steps = 0

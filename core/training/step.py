@@ -65,6 +65,8 @@ def optimizer_step(cfg: RunConfig, t, mixer: Mixer, x: torch.Tensor, y: torch.Te
     if t.ema is not None:
         t.ema.update(t.model, step=progress.step)
     _count(t, sums, grad_norm.detach())
+    t.last = {"loss": sums[0] / at.shard.total, "grad_norm": grad_norm.detach(),
+              "lr": t.opt.param_groups[0]["lr"]}  # read (a sync) only when tracking logs
     progress.epoch_steps += 1
     progress.epoch_seen += at.shard.total
     progress.images += at.shard.total

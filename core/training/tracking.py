@@ -25,10 +25,17 @@ class Tracker:
     close: Callable[[], None]
 
 
-TRACKERS: Registry[Callable[[RunDir, str, dict], Tracker]] = Registry("tracker")
+@dataclass(frozen=True)
+class Backend:
+    """open(run_dir, run_id, config) -> Tracker; package: what must be installed for it."""
+
+    open: Callable[[RunDir, str, dict], Tracker]
+    package: str
 
 
-@TRACKERS.register("tensorboard")
+TRACKERS: Registry[Backend] = Registry("tracker")
+
+
 def _tensorboard(run_dir: RunDir, run_id: str, config: dict) -> Tracker:
     import yaml
     from torch.utils.tensorboard import SummaryWriter
@@ -44,7 +51,6 @@ def _tensorboard(run_dir: RunDir, run_id: str, config: dict) -> Tracker:
     return Tracker(scalars, writer.close)
 
 
-@TRACKERS.register("wandb")
 def _wandb(run_dir: RunDir, run_id: str, config: dict) -> Tracker:
     import wandb
 
@@ -59,11 +65,27 @@ def _wandb(run_dir: RunDir, run_id: str, config: dict) -> Tracker:
     return Tracker(scalars, run.finish)
 
 
+TRACKERS.add("tensorboard", Backend(_tensorboard, "tensorboard"))
+TRACKERS.add("wandb", Backend(_wandb, "wandb"))
+
+
+def missing_package(names: list[str]) -> str | None:
+    """Why a tracker asked for cannot run here (its package is not installed), or None."""
+    import importlib.util
+
+    for name in names:
+        package = TRACKERS.get(name).package
+        if importlib.util.find_spec(package) is None:
+            return (f"track={name} needs the {package} package: pip install {package} (or "
+                    "pip install -e '.[track]'), or leave track empty")
+    return None
+
+
 class Tracking:
     """The trackers a run asked for, as one."""
 
     def __init__(self, names: list[str], run_dir: RunDir, run_id: str, config: dict) -> None:
-        self.trackers = [TRACKERS.get(n)(run_dir, run_id, config) for n in names]
+        self.trackers = [TRACKERS.get(n).open(run_dir, run_id, config) for n in names]
 
     def __bool__(self) -> bool:
         return bool(self.trackers)

@@ -1,0 +1,41 @@
+"""The pre-flight of a paper-scale grid on the stand-in world, as a user on a machine without
+the real data and weights runs it: the real loaders and weight adaptation, two steps, a
+projection, and a missing piece named before any work."""
+from __future__ import annotations
+
+import re
+
+from core.standin import write_cifar10, write_weights
+from tests.conftest import cli
+
+TAG = "deit_tiny_patch16_224.fb_in1k"
+# DeiT-Ti for the grid's ViT-B keeps the test fast on a CPU; fp32 because bf16 is emulated
+# on CPUs without bf16 instructions (60 s a step here)
+PREFLIGHT = ("epochs", "--scale", "paper", "--preflight", "--preflight-batch", "2",
+             "--launcher", "debug", "model=deit_ti", "precision=fp32")
+
+
+def _world(root) -> dict[str, str]:
+    write_cifar10(root / "data" / "cifar10", per_file=16)
+    write_weights(root / "hf", [TAG])
+    return {"VITADV_DATA": str(root / "data"), "HF_HUB_CACHE": str(root / "hf")}
+
+
+def test_a_paper_grid_preflights_on_the_stand_in_world(tmp_path):
+    out = cli(*PREFLIGHT, cwd=tmp_path, module="ablations.run", env=_world(tmp_path))
+    assert out.returncode == 0, out.stderr
+    # 40 and 80 epochs are one run for two steps; it passes and projects the full 80 epochs
+    assert re.search(r"^ok +\w{12} +epochs: epochs=80 seed=0: [\d.]+ s/step of 2, peak", out.stdout,
+                     re.M), out.stdout
+    assert "total: 1 runs, 1 ok, 0 failed" in out.stdout
+    assert not (tmp_path / "runs").exists() or list((tmp_path / "runs").iterdir()) == [
+        tmp_path / "runs" / "_preflight"]  # scratch only: no real run folder
+
+
+def test_a_preflight_without_the_weights_is_one_line_before_any_work(tmp_path):
+    env = _world(tmp_path)
+    env["HF_HUB_CACHE"] = str(tmp_path / "empty")
+    out = cli(*PREFLIGHT, cwd=tmp_path, module="ablations.run", env=env)
+    assert out.returncode == 2 and TAG in out.stderr and "core.prefetch weights" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert not (tmp_path / "runs" / "_preflight").exists()
