@@ -59,11 +59,10 @@ def ids_file(data: DataCfg) -> Path | None:
 
 
 def _ids_missing(data: DataCfg) -> str | None:
-    if ids_file(data) is not None:
-        return None
-    return (f"RobustBench's ImageNet test ids ({IDS_FILE}) are not here: looked in ${IDS_ENV}, "
-            f"{root_of(data)} and an installed robustbench; get them with `python -m "
-            f"core.prefetch robustbench-ids --root {root_of(data)}` on a machine with internet")
+    return None if ids_file(data) is not None else (
+        f"RobustBench's ImageNet test ids ({IDS_FILE}) are not here: looked in ${IDS_ENV}, "
+        f"{root_of(data)} and an installed robustbench; get them with `python -m "
+        f"core.prefetch robustbench-ids --root {root_of(data)}` on a machine with internet")
 
 
 def _robustbench(splits: Splits, data: DataCfg) -> torch.Tensor:

@@ -113,11 +113,10 @@ def _cifar_files() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
 def _cifar_missing(root: Path) -> str | None:
     train, test = _cifar_files()
     absent = [f for f, _ in train + test if not (root / CIFAR_FOLDER / f).is_file()]
-    if not absent:
-        return None
-    return (f"CIFAR-10 not found: {root / CIFAR_FOLDER} lacks {', '.join(absent[:2])}"
-            f"{'...' if len(absent) > 2 else ''}; get it with `python -m core.prefetch cifar10 "
-            f"--root {root}` on a machine with internet, or set data.root=DIR")
+    return None if not absent else (
+        f"CIFAR-10 not found: {root / CIFAR_FOLDER} lacks {', '.join(absent[:2])}"
+        f"{'...' if len(absent) > 2 else ''}; get it with `python -m core.prefetch cifar10 "
+        f"--root {root}` on a machine with internet, or set data.root=DIR")
 
 
 def cifar10(root: Path, size: int) -> Splits:
@@ -156,11 +155,10 @@ def _imagenette_folder(root: Path) -> Path | None:
 
 
 def _imagenette_missing(root: Path) -> str | None:
-    if _imagenette_folder(root) is not None:
-        return None
-    return (f"Imagenette not found: looked for train/ and val/ in {root} and in its sub-folders "
-            f"{', '.join(s for s in IMAGENETTE_LAYOUTS if s)}; get it with "
-            f"`python -m core.prefetch imagenette --root {root}` on a machine with internet")
+    return None if _imagenette_folder(root) is not None else (
+        f"Imagenette not found: looked for train/ and val/ in {root} and in its sub-folders "
+        f"{', '.join(s for s in IMAGENETTE_LAYOUTS if s)}; get it with "
+        f"`python -m core.prefetch imagenette --root {root}` on a machine with internet")
 
 
 def imagenette(root: Path, size: int) -> Splits:
