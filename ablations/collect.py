@@ -58,6 +58,10 @@ def _result_fields(run_dir: RunDir, attacks: list[str] | None) -> dict:
         return {"status": "failed" if run_dir.failure.is_file() else "missing"}
     asked = attacks or r["config"]["eval"]["attacks"]
     entries = [EVAL_ATTACKS.get(a) for a in asked if a in EVAL_ATTACKS]
+    lacking = [a.name for a in entries if a.column not in r["metrics"]]
+    if r["status"] in FINISHED and lacking:  # e.g. a shared run this grid extends, mid-way
+        return {"status": "missing", "git_sha": r["code"]["git_sha"][:10],
+                "flags": f"this grid's {', '.join(lacking)} not on record yet"}
     fields = {"status": r["status"], "git_sha": r["code"]["git_sha"][:10],
               "dirty": r["code"]["dirty"], "machine": machine_kind(r.get("machine") or {}),
               "n_eval": r["n_eval"],

@@ -86,6 +86,23 @@ def test_verdicts_count_diverged_and_name_missing(runs, tmp_path):
     assert "**inconclusive**" in swin and "1 pair(s) incomplete" in swin and "| 2 |" in swin
 
 
+def test_a_run_lacking_an_attack_its_grid_asks_for_is_not_counted(runs, tmp_path):
+    """A run shared with another grid, finished there but not yet extended with this grid's
+    attack (a main-table cell waiting for AutoAttack), is missing here, not a row without it."""
+    m = mf.load(runs, "gradient_clipping", "tiny")
+    rid = next(r for r, c in m["cells"].items() if c["seed"] == 0
+               and dict(c["labels"]) == {"model": "ViT", "clipping": "on"})
+    m["cells"][rid]["attacks"] = ["clean", "pgd20", "aa"]
+    mf.save(runs, m)
+    out = tmp_path / "results"
+    _report(runs, out)
+    row = next(ln for ln in (out / "gradient_clipping.csv").read_text().splitlines()
+               if rid in ln)
+    assert row.startswith("tiny,ViT,on,0,missing,") and "aa not on record yet" in row
+    assert "tiny,ViT,on,0.865000,0.007071,2,0.615000,0.007071,2," in (
+        out / "gradient_clipping_summary.csv").read_text()
+
+
 def test_mixed_code_versions_are_reported(runs, tmp_path):
     result = next(d.result for d in map(RunDir, sorted(runs.iterdir())) if d.result.is_file())
     data = json.loads(result.read_text())
