@@ -60,8 +60,7 @@ def _result_fields(run_dir: RunDir, attacks: list[str] | None) -> dict:
     entries = [EVAL_ATTACKS.get(a) for a in asked if a in EVAL_ATTACKS]
     lacking = [a.name for a in entries if a.column not in r["metrics"]]
     if r["status"] in FINISHED and lacking:  # e.g. a shared run this grid extends, mid-way
-        return {"status": "missing", "git_sha": r["code"]["git_sha"][:10],
-                "flags": f"this grid's {', '.join(lacking)} not on record yet"}
+        return {"status": "missing"}  # for this grid: its evaluation is not finished
     fields = {"status": r["status"], "git_sha": r["code"]["git_sha"][:10],
               "dirty": r["code"]["dirty"], "machine": machine_kind(r.get("machine") or {}),
               "n_eval": r["n_eval"],

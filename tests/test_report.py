@@ -98,7 +98,7 @@ def test_a_run_lacking_an_attack_its_grid_asks_for_is_not_counted(runs, tmp_path
     _report(runs, out)
     row = next(ln for ln in (out / "gradient_clipping.csv").read_text().splitlines()
                if rid in ln)
-    assert row.startswith("tiny,ViT,on,0,missing,") and "aa not on record yet" in row
+    assert row.startswith(f"tiny,ViT,on,0,missing,{rid},,")
     assert "tiny,ViT,on,0.865000,0.007071,2,0.615000,0.007071,2," in (
         out / "gradient_clipping_summary.csv").read_text()
 
