@@ -5,6 +5,7 @@ then the worst case; an attack that runs on a subset also gets its count column 
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pandas as pd
@@ -12,7 +13,8 @@ import pandas as pd
 from ablations import manifest as mf
 from ablations.flags import run_flags
 from ablations.spec import Ablation
-from core.evaluation import EVAL_ATTACKS, WORST_CASE, metric_columns, worst_case
+from core.config import from_dict
+from core.evaluation import EVAL_ATTACKS, WORST_CASE, covers, metric_columns, worst_case
 from core.provenance import machine_kind
 from core.rundir import RunDir
 
@@ -58,9 +60,9 @@ def _result_fields(run_dir: RunDir, attacks: list[str] | None) -> dict:
         return {"status": "failed" if run_dir.failure.is_file() else "missing"}
     asked = attacks or r["config"]["eval"]["attacks"]
     entries = [EVAL_ATTACKS.get(a) for a in asked if a in EVAL_ATTACKS]
-    lacking = [a.name for a in entries if a.column not in r["metrics"]]
-    if r["status"] in FINISHED and lacking:  # e.g. a shared run this grid extends, mid-way
-        return {"status": "missing"}  # for this grid: its evaluation is not finished
+    asked_eval = dataclasses.replace(from_dict(r["config"]).eval, attacks=[a.name for a in entries])
+    if r["status"] in FINISHED and not covers(r["metrics"], asked_eval, r["n_eval"]):
+        return {"status": "missing"}  # for this grid: its evaluation is not finished (yet)
     fields = {"status": r["status"], "git_sha": r["code"]["git_sha"][:10],
               "dirty": r["code"]["dirty"], "machine": machine_kind(r.get("machine") or {}),
               "n_eval": r["n_eval"],
