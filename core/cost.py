@@ -66,15 +66,17 @@ def job_flops(cfg: RunConfig) -> float:
 @functools.cache
 def data_facts(name: str, root: str | None, img_size: int) -> tuple[str | None, tuple[int, int]]:
     """(why the data set cannot be read here or None, its (train, test) sizes: counted where
-    it is, else the data set's nominal sizes)."""
+    it is, else the data set's nominal sizes; a stand-in's too, since it stands for the real
+    set, whose runs are the ones to cost)."""
     from core.config import DataCfg
     from core.data import load_splits
 
+    nominal = DATASETS.get(name).sizes or UNKNOWN_SIZES
     try:
         splits = load_splits(DataCfg(name=name, root=root, img_size=img_size))
     except UserError as e:
-        return str(e), DATASETS.get(name).sizes or UNKNOWN_SIZES
-    return None, (len(splits.train), len(splits.test))
+        return str(e), nominal
+    return None, nominal if splits.stand_in else (len(splits.train), len(splits.test))
 
 
 def cpu_flops_per_s(threads: int = 1) -> float:

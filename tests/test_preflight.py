@@ -39,3 +39,13 @@ def test_a_preflight_without_the_weights_is_one_line_before_any_work(tmp_path):
     assert out.returncode == 2 and TAG in out.stderr and "core.prefetch weights" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1, out.stderr
     assert not (tmp_path / "runs" / "_preflight").exists()
+
+
+def test_a_stand_in_is_costed_as_the_data_set_it_stands_for(tmp_path):
+    # the pre-flight projects the full run on CIFAR-10, not on the stand-in's 80 images
+    from core.cost import data_facts
+    from core.data.sets import DATASETS
+
+    write_cifar10(tmp_path, per_file=16)
+    problem, sizes = data_facts("cifar10", str(tmp_path), 32)
+    assert problem is None and sizes == DATASETS.get("cifar10").sizes == (50000, 10000)
