@@ -49,3 +49,12 @@ def test_a_stand_in_is_costed_as_the_data_set_it_stands_for(tmp_path):
     write_cifar10(tmp_path, per_file=16)
     problem, sizes = data_facts("cifar10", str(tmp_path), 32)
     assert problem is None and sizes == DATASETS.get("cifar10").sizes == (50000, 10000)
+
+
+def test_a_preflight_batch_a_run_cannot_take_is_one_line_before_any_work(tmp_path):
+    args = [a if a != "2" else "1" for a in PREFLIGHT] + ["aug=mixup"]  # Mixup: even batches
+    out = cli(*args, cwd=tmp_path, module="ablations.run", env=_world(tmp_path))
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "--preflight-batch 1: batch_size=1 is odd" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert not list((tmp_path / "runs").glob("_preflight/*"))
