@@ -81,6 +81,18 @@ def test_file_source_block_sums_a_16x16_checkpoint(tmp_path):
     assert built.weights.record()["sha256"] and built.weights.resolved.startswith("file:")
 
 
+@pytest.mark.parametrize("classes", [10, 1000])
+def test_a_headless_checkpoint_loads_with_a_new_head(tmp_path, classes):
+    """timm's ImageNet-21K ViT tags (`vit_base_patch16_224.orig_in21k`) ship without a head;
+    the body loads and the head is new, also at the 1000 classes of the ImageNet row."""
+    sd = _made_up_checkpoint(tmp_path / "w.pth")
+    torch.save({k: v for k, v in sd.items() if not k.startswith("head.")}, tmp_path / "w.pth")
+    cfg = ModelCfg(arch="vit_tiny_patch16_224", source=f"file:{tmp_path / 'w.pth'}")
+    net = build_model(cfg, 64, classes).model.net
+    assert torch.equal(net.blocks[0].attn.qkv.weight.detach(), sd["blocks.0.attn.qkv.weight"])
+    assert net.head.weight.shape == (classes, 192)
+
+
 def test_resample_is_the_alternative(tmp_path):
     sd = _made_up_checkpoint(tmp_path / "w.pth")
     cfg = ModelCfg(arch="vit_tiny_patch16_224", source=f"file:{tmp_path / 'w.pth'}",

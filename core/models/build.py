@@ -71,8 +71,10 @@ def _create_with_weights(cfg: ModelCfg, kwargs: dict, family: Family,
     patch = kwargs["patch_size"]
     sd = adapt_patch_kernel(weights.state_dict, (patch, patch), cfg.kernel_adapt)
     sd = _fit_pos_embed(cfg, kwargs, sd)
+    # a checkpoint without a head (timm's ImageNet-21K ViTs) has 0 classes: timm then loads
+    # the body and keeps a new head instead of asking for the head strictly
     overlay = dict(state_dict=sd, source="", custom_load=False,
-                   num_classes=_head_size(cfg.arch, sd) or kwargs["num_classes"])
+                   num_classes=_head_size(cfg.arch, sd) or 0)
     extra = {"pretrained_filter_fn": family.pretrained_filter} if family.pretrained_filter else {}
     try:
         return timm.create_model(cfg.arch, pretrained=True, pretrained_cfg_overlay=overlay,
