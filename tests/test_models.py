@@ -93,6 +93,15 @@ def test_a_headless_checkpoint_loads_with_a_new_head(tmp_path, classes):
     assert net.head.weight.shape == (classes, 192)
 
 
+def test_a_checkpoint_missing_more_than_its_head_does_not_load(tmp_path):
+    sd = _made_up_checkpoint(tmp_path / "w.pth")
+    gone = ("head.", "blocks.11.mlp.fc2.")
+    torch.save({k: v for k, v in sd.items() if not k.startswith(gone)}, tmp_path / "w.pth")
+    cfg = ModelCfg(arch="vit_tiny_patch16_224", source=f"file:{tmp_path / 'w.pth'}")
+    with pytest.raises(ConfigError, match="do not fit vit_tiny_patch16_224"):
+        build_model(cfg, 64, 10)
+
+
 def test_resample_is_the_alternative(tmp_path):
     sd = _made_up_checkpoint(tmp_path / "w.pth")
     cfg = ModelCfg(arch="vit_tiny_patch16_224", source=f"file:{tmp_path / 'w.pth'}",

@@ -71,10 +71,8 @@ def _create_with_weights(cfg: ModelCfg, kwargs: dict, family: Family,
     patch = kwargs["patch_size"]
     sd = adapt_patch_kernel(weights.state_dict, (patch, patch), cfg.kernel_adapt)
     sd = _fit_pos_embed(cfg, kwargs, sd)
-    # a checkpoint without a head (timm's ImageNet-21K ViTs) has 0 classes: timm then loads
-    # the body and keeps a new head instead of asking for the head strictly
     overlay = dict(state_dict=sd, source="", custom_load=False,
-                   num_classes=_head_size(cfg.arch, sd) or 0)
+                   num_classes=_checkpoint_classes(cfg.arch, kwargs, sd))
     extra = {"pretrained_filter_fn": family.pretrained_filter} if family.pretrained_filter else {}
     try:
         return timm.create_model(cfg.arch, pretrained=True, pretrained_cfg_overlay=overlay,
@@ -94,10 +92,26 @@ def _fit_pos_embed(cfg: ModelCfg, kwargs: dict, state_dict: dict) -> dict:
                            cfg.pos_resize)
 
 
-def _head_size(arch: str, state_dict: dict) -> int | None:
-    """Classes of the checkpoint's classifier (timm drops the head when they differ)."""
+def _checkpoint_classes(arch: str, kwargs: dict, sd: dict) -> int:
+    """The class count timm is told the checkpoint has: its head's. A checkpoint with every
+    key but the head (timm's ImageNet-21K ViTs ship none) has 0, so timm keeps a new head;
+    one missing more keeps the model's count, so the load stays strict and names them."""
+    classes = _head_size(arch, sd)
+    if classes is not None:
+        return classes
+    head = _classifier(arch) + "."
+    body = [k for k in meta_model(arch, **kwargs).state_dict() if not k.startswith(head)]
+    return 0 if all(k in sd for k in body) else kwargs["num_classes"]
+
+
+def _classifier(arch: str) -> str:
     from timm.models import get_pretrained_cfg
 
     pcfg = get_pretrained_cfg(arch)
-    head = state_dict.get(f"{pcfg.classifier if pcfg else 'head'}.weight")
+    return pcfg.classifier if pcfg else "head"
+
+
+def _head_size(arch: str, state_dict: dict) -> int | None:
+    """Classes of the checkpoint's classifier (timm drops the head when they differ)."""
+    head = state_dict.get(f"{_classifier(arch)}.weight")
     return int(head.shape[0]) if head is not None else None
