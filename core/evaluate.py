@@ -45,7 +45,7 @@ from core.data.sets import Splits
 from core.errors import ConfigError, UserError
 from core.evaluation import EVAL_ATTACKS, ordered
 from core.models import BuiltModel, timm_kwargs
-from core.models.families import meta_model
+from core.models.families import head_classes, meta_model
 from core.models.sources import load_weights, source_of, split_source, weights_missing
 from core.provenance import code_version, machine, package_versions
 from core.registry import UnknownNameError
@@ -178,20 +178,20 @@ def _build_checked(cfg: RunConfig, splits: Splits, img_size: int, source: str) -
         if "do not fit" not in str(e):
             raise
         raise ConfigError(misfit(cfg, source, splits.num_classes, img_size) or str(e)) from None
-    problem = fit_problem(built, splits.num_classes, img_size)
+    problem = fit_problem(built, cfg.model.arch, splits.num_classes, img_size)
     if problem:
         raise ConfigError(problem)
     return built
 
 
-def fit_problem(built: BuiltModel, num_classes: int, img_size: int) -> str | None:
+def fit_problem(built: BuiltModel, arch: str, num_classes: int, img_size: int) -> str | None:
     """Why weights that loaded are not the model they were made for: another class count,
     or another input (timm resizes position embeddings and windows to fit, which is right
     for fine-tuning and wrong for evaluating a checkpoint)."""
     sd, net, src = built.weights.state_dict, built.model.net, built.weights.resolved
     if sd is None:
         return None
-    problem = classes_problem(src, sd, net, num_classes)
+    problem = classes_problem(src, sd, arch, num_classes)
     if problem:
         return problem
     own = net.state_dict()
@@ -203,20 +203,12 @@ def fit_problem(built: BuiltModel, num_classes: int, img_size: int) -> str | Non
     return None
 
 
-def classes_problem(src: str, sd: dict, net: torch.nn.Module, num_classes: int) -> str | None:
-    classes = head_classes(sd, net)
+def classes_problem(src: str, sd: dict, arch: str, num_classes: int) -> str | None:
+    classes = head_classes(arch, sd)
     if classes is None or classes == num_classes:
         return None
     return (f"weights {src} classify {classes} classes but the data set has {num_classes}; "
             f"evaluate them on a data set with {classes} classes (data=NAME)")
-
-
-def head_classes(sd: dict, net: torch.nn.Module) -> int | None:
-    classifier = (getattr(net, "pretrained_cfg", None) or {}).get("classifier") or "head"
-    for key in (f"{classifier}.weight", "head.weight", "head.fc.weight"):
-        if key in sd and sd[key].ndim == 2:
-            return int(sd[key].shape[0])
-    return None
 
 
 def misfit(cfg: RunConfig, source: str, num_classes: int, img_size: int) -> str | None:
@@ -225,7 +217,7 @@ def misfit(cfg: RunConfig, source: str, num_classes: int, img_size: int) -> str 
     sd = load_weights(source, cfg.runs_dir).state_dict or {}
     kwargs, _ = timm_kwargs(cfg.model, img_size, num_classes)
     net = meta_model(cfg.model.arch, **kwargs)
-    problem = classes_problem(source, sd, net, num_classes)
+    problem = classes_problem(source, sd, cfg.model.arch, num_classes)
     if problem:
         return problem
     own = net.state_dict()

@@ -11,7 +11,7 @@ import core.models.tiny  # noqa: F401  (registers the tiny models with timm)
 from core.config import ModelCfg
 from core.errors import ConfigError
 from core.models.adapt import adapt_patch_kernel, adapt_pos_embed
-from core.models.families import Family, family_of, meta_model
+from core.models.families import Family, classifier_of, family_of, head_classes, meta_model
 from core.models.normalize import Normalized
 from core.models.sources import Weights, load_weights
 from core.seeding import derive_seed, global_rngs
@@ -96,22 +96,9 @@ def _checkpoint_classes(arch: str, kwargs: dict, sd: dict) -> int:
     """The class count timm is told the checkpoint has: its head's. A checkpoint with every
     key but the head (timm's ImageNet-21K ViTs ship none) has 0, so timm keeps a new head;
     one missing more keeps the model's count, so the load stays strict and names them."""
-    classes = _head_size(arch, sd)
+    classes = head_classes(arch, sd)
     if classes is not None:
         return classes
-    head = _classifier(arch) + "."
+    head = classifier_of(arch) + "."
     body = [k for k in meta_model(arch, **kwargs).state_dict() if not k.startswith(head)]
     return 0 if all(k in sd for k in body) else kwargs["num_classes"]
-
-
-def _classifier(arch: str) -> str:
-    from timm.models import get_pretrained_cfg
-
-    pcfg = get_pretrained_cfg(arch)
-    return pcfg.classifier if pcfg else "head"
-
-
-def _head_size(arch: str, state_dict: dict) -> int | None:
-    """Classes of the checkpoint's classifier (timm drops the head when they differ)."""
-    head = state_dict.get(f"{_classifier(arch)}.weight")
-    return int(head.shape[0]) if head is not None else None

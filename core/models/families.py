@@ -115,3 +115,19 @@ def meta_model(arch: str, **kwargs) -> nn.Module:
 
     with torch.device("meta"):
         return timm.create_model(arch, pretrained=False, **kwargs)
+
+
+def classifier_of(arch: str) -> str:
+    """The name of the architecture's classifier module (timm's pretrained config says it)."""
+    from timm.models import get_pretrained_cfg
+
+    pcfg = get_pretrained_cfg(arch)
+    return (pcfg.classifier if pcfg else None) or "head"
+
+
+def head_classes(arch: str, state_dict: dict) -> int | None:
+    """Classes of a checkpoint's classifier for `arch`; None where it has no head."""
+    for key in (f"{classifier_of(arch)}.weight", "head.weight", "head.fc.weight"):
+        if key in state_dict and state_dict[key].ndim == 2:
+            return int(state_dict[key].shape[0])
+    return None
