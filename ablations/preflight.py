@@ -115,9 +115,9 @@ def scratch(runs_dir: str) -> Path:
 
 def plan(cells: list[Cell], runs_dir: str, batch: int) -> tuple[list[Job], dict[str, RunConfig]]:
     """The pre-flight jobs of `cells` (pretraining included, each once) in an emptied scratch
-    folder, and the full config each one stands for."""
+    folder, and the full config each one stands for. A batch a shrunk run cannot take is one
+    line before the folder is touched, not a failure in every run."""
     scratch_dir = scratch(runs_dir)
-    shutil.rmtree(scratch_dir, ignore_errors=True)
     small = [dataclasses.replace(c, cfg=shrink(c.cfg, batch, scratch_dir)) for c in cells]
     fulls: dict[str, RunConfig] = {}
     for full, probe_cell in zip(cells, small, strict=True):
@@ -127,7 +127,21 @@ def plan(cells: list[Cell], runs_dir: str, batch: int) -> tuple[list[Job], dict[
             fulls[run_id(normalise(needed))] = normalise(
                 source_of(full.cfg.model.source).needs(full.cfg))
     jobs = jobs_for(small)
+    for j in jobs:
+        _check_shrunk(j, batch)
+    shutil.rmtree(scratch_dir, ignore_errors=True)
     return jobs, {j.run_id: fulls[j.run_id] for j in jobs}
+
+
+def _check_shrunk(job: Job, batch: int) -> None:
+    from core.errors import ConfigError, UserError
+    from core.validate import validate
+
+    try:
+        validate(job.cfg)
+    except ConfigError as e:
+        raise UserError(f"--preflight-batch {batch}: {e} (run {job.run_id}); "
+                        f"give another --preflight-batch") from None
 
 
 def job_factory(fulls: dict[str, RunConfig]):

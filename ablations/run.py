@@ -114,7 +114,6 @@ def _preflight(args: argparse.Namespace, cells, runs_dir: str) -> int:
 
     batch = args.preflight_batch or preflight.default_batch(cells)
     jobs, fulls = preflight.plan(cells, runs_dir, batch)
-    _reject_shrunk(jobs, batch)
     opts = LaunchOptions(runs_dir=str(preflight.scratch(runs_dir)),
                          workers=args.workers or _default_workers(), profile=args.profile,
                          wait=True, on_event=lambda line: None,
@@ -123,20 +122,6 @@ def _preflight(args: argparse.Namespace, cells, runs_dir: str) -> int:
           f"launcher {args.launcher}, scratch {opts.runs_dir}")
     LAUNCHERS.get(args.launcher)(jobs, preflight.group(runs_dir, jobs), opts)
     return preflight.report(jobs, fulls, cells)
-
-
-def _reject_shrunk(jobs, batch: int) -> None:
-    """The shrunk runs too, so a pre-flight batch a run cannot take is one line, not a
-    failure in every run."""
-    from core.errors import ConfigError
-    from core.validate import validate
-
-    for j in jobs:
-        try:
-            validate(j.cfg)
-        except ConfigError as e:
-            raise UserError(f"--preflight-batch {batch}: {e} (run {j.run_id}); "
-                            f"give another --preflight-batch") from None
 
 
 def _default_workers() -> int:
