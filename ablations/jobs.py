@@ -73,11 +73,12 @@ class RunJob(submitit.helpers.Checkpointable):
 
     def __call__(self) -> dict:
         from core.distributed import init_from_env
-        from core.run import run
+        from core.run import choose_kernels, run
 
         _exit_on_sigterm()
-        w = init_from_env()  # one rank per task when the cell spans several devices
         cfg = from_dict(self.cfg)
+        choose_kernels(cfg)
+        w = init_from_env()  # one rank per task when the cell spans several devices
         # a config that pins its threads (tiny scale: 1, for identical numbers) keeps them
         cfg = replace(cfg, progress=False, threads=cfg.threads or self.threads)
         run_dir = RunDir.of(cfg.runs_dir, run_id(cfg))

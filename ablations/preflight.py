@@ -48,8 +48,10 @@ class PreflightJob:
 
     def __call__(self) -> dict:
         from core.atomic import write_json
+        from core.run import choose_kernels
 
         cfg = from_dict(self.cfg)
+        choose_kernels(cfg)
         cfg = replace(cfg, threads=cfg.threads or self.threads)
         record = probe(cfg, from_dict(self.full))
         write_json(RunDir.of(cfg.runs_dir, run_id(cfg)).preflight, record)

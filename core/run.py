@@ -21,6 +21,7 @@ from core.data.points import order_of, record_of
 from core.data.sets import Splits
 from core.distributed import SINGLE, World, world
 from core.evaluation import EVAL_ATTACKS, EvalContext, covers, eval_batch_size, evaluate, ordered
+from core.kernels import for_run
 from core.models import build_model
 from core.models.sources import source_of
 from core.provenance import code_version, machine, package_versions, peak_memory
@@ -49,6 +50,12 @@ def resolve_device(name: str) -> torch.device:
     if not torch.cuda.is_available():
         return torch.device("cpu")
     return torch.device("cuda", world().local_rank % torch.cuda.device_count())
+
+
+def choose_kernels(cfg: RunConfig) -> None:
+    """This process's CPU kernels for `cfg` (core.kernels.for_run): a run's entry point calls
+    it before anything computes."""
+    for_run(cfg.precision, resolve_device(cfg.device).type)
 
 
 def resolve_source(cfg: RunConfig) -> str:

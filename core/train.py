@@ -25,8 +25,9 @@ def _train(overrides: list[str], flags: set[str]) -> int:
     if "--cfg" in flags:
         print(OmegaConf.to_yaml(OmegaConf.structured(cfg)) + f"# run id: {run_id(cfg)}")
         return 0
-    from core.run import run, run_dir_of
+    from core.run import choose_kernels, run, run_dir_of
 
+    choose_kernels(cfg)  # before the projection's measurement runs the first kernel
     _state_projection(cfg, always="--estimate" in flags)
     if "--estimate" in flags:
         return 0
