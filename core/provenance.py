@@ -73,13 +73,14 @@ def machine(device: torch.device) -> dict:
 
 def machine_kind(m: dict) -> str:
     """What makes float rounding differ between machines, in one string: a table whose runs
-    have several kinds is flagged by the report."""
+    have several kinds is flagged by the report. The CPU model is part of it: pinned to AVX2,
+    an AMD EPYC and an Intel Xeon still gave the same tiny run different numbers (README)."""
     if str(m.get("device", "cpu")).startswith("cuda"):
         return f"{m.get('device_name')} (CUDA {m.get('cuda')}, cuDNN {m.get('cudnn')})"
-    kind = f"CPU {m.get('cpu_capability', '?')}, {m.get('threads')} thread(s)"
+    kind = f"CPU {m.get('cpu_capability', '?')} on {m.get('cpu')}, {m.get('threads')} thread(s)"
     kernels = m.get("cpu_kernels") or {}
     if not (kernels.get("MKL_CBWR") and kernels.get("ONEDNN_MAX_CPU_ISA")):  # not pinned
-        kind += f", native MKL/oneDNN on {m.get('cpu')}"
+        kind += ", native MKL/oneDNN"
     return kind
 
 

@@ -114,6 +114,23 @@ def test_mixed_code_versions_are_reported(runs, tmp_path):
         out / "claims.md").read_text()
 
 
+def test_runs_from_two_cpu_models_pinned_alike_are_reported_as_mixed(runs, tmp_path):
+    """Pinned to AVX2, an AMD EPYC and an Intel Xeon gave one run different numbers (README):
+    the CPU model is part of the machine kind, so such a table is never mixed silently."""
+    pinned = {"MKL_CBWR": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+    for i, d in enumerate(d for d in map(RunDir, sorted(runs.iterdir())) if d.result.is_file()):
+        data = json.loads(d.result.read_text())
+        cpu = "AMD EPYC 7B13" if i else "Intel(R) Xeon(R) Processor"
+        data["machine"] = {"device": "cpu", "cpu": cpu, "cpu_capability": "AVX2",
+                           "threads": 1, "cpu_kernels": pinned}
+        d.result.write_text(json.dumps(data))
+    out = tmp_path / "results"
+    _report(runs, out)
+    assert ("mixes machine kinds: CPU AVX2 on AMD EPYC 7B13, 1 thread(s) (16 runs), "
+            "CPU AVX2 on Intel(R) Xeon(R) Processor, 1 thread(s) (1 runs)") in (
+        out / "claims.md").read_text()
+
+
 @pytest.mark.parametrize("direction, mean, se, verdict", [
     ("+", 5.0, 2.0, "supported"), ("+", 3.0, 2.0, "inconclusive"),
     ("+", -5.0, 2.0, "not supported"), ("-", -5.0, 2.0, "supported"),

@@ -71,3 +71,20 @@ def test_the_results_page_loads_and_every_image_and_link_resolves(runs, tmp_path
     assert browser.save_screenshot(str(ARTIFACTS / "gradient_clipping.png"))
     text = browser.page_source
     assert "supported" in text and "figures/gradient_clipping.png" in text
+
+
+def test_what_the_pages_link_is_not_ignored_by_git():
+    """The pages link each run's files under results/runs/; a .gitignore that matched them
+    (`runs/` did) shipped pages whose run links led nowhere."""
+    git = shutil.which("git")
+    if not (git and (ROOT / ".git").exists()):
+        pytest.skip("not a git checkout")
+    import subprocess
+
+    paths = ["results/runs/0123456789ab/curve.png", "results/runs/0123456789ab/result.json",
+             "results/figures/main_table.png", "results/index.html"]
+    ignored = subprocess.run([git, "check-ignore", *paths], cwd=ROOT, capture_output=True,
+                             text=True).stdout.split()
+    assert not ignored, ignored
+    assert subprocess.run([git, "check-ignore", "-q", "runs/0123456789ab/weights.pth"],
+                          cwd=ROOT).returncode == 0  # the runs folder itself stays out
