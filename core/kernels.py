@@ -1,15 +1,17 @@
-"""CPU kernels pinned to one instruction set, so a CPU run gives the same numbers on any
-x86-64 CPU with AVX2, not only on CPUs of one kind.
+"""CPU kernels pinned to one instruction set: a CPU run's numbers depend on its config and
+its machine's CPU model only, not on which instruction set each library happens to pick.
 
 PyTorch picks its vectorised kernels (ATen), MKL its BLAS code path and oneDNN its
-convolutions by the CPU it finds: an AVX-512 CPU and an AVX2 CPU round differently, so the
-same run id gave different numbers on two machines. The three libraries read these settings
-once, at their first use; `core/__init__.py` sets them before any of that (a variable already
-set in the environment wins; VITADV_CPU_KERNELS=native leaves all three to the libraries).
-Measured on an AMD EPYC (AVX2): pinned AVX2 is what these libraries pick there anyway (no
-cost); each result records the capability in use (core.provenance.machine).
+convolutions by the CPU it finds, and each choice changes float rounding (measured on an Intel
+Xeon with AVX-512: moving any one of the three settings changes the weights of a short tiny
+run). The three libraries read these settings once, at their first use; `core/__init__.py`
+sets them before any of that (a variable already set in the environment wins;
+VITADV_CPU_KERNELS=native leaves all three to the libraries). The pin does not make CPUs of
+different models agree: pinned alike, an AMD EPYC and that Xeon gave the same tiny run
+different robust accuracies (README, "Numbers across machines"), so a result's machine kind
+names its CPU model (core.provenance.machine_kind).
 
-The pin serves fp32, the precision whose CPU numbers are meant to match across machines. A
+The pin serves fp32, the precision whose CPU numbers are meant to repeat exactly (tiny). A
 bf16 run on a CPU (a paper-scale pre-flight) gets the CPU's own kernels instead: pinned to
 AVX2, oneDNN emulates bf16 even on a CPU with bf16 units (AMX, AVX512-BF16), and bf16 CPU
 numbers are bound to their machine anyway. Measured on an Intel Xeon with AMX: a ViT-B/4 step
