@@ -22,6 +22,7 @@ from ablations.site import Page, write_site
 from ablations.spec import Ablation, load_all
 from ablations.verdicts import Verdict, judge, seeds_to_decide
 from core.atomic import write_text
+from core.cli import Parser
 from core.evaluation import attack_of, metric_label
 
 DECIMALS = 6
@@ -220,7 +221,7 @@ def readme(names: list[str], evaluations: bool = False) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m ablations.report", description=__doc__,
+    p = Parser(prog="python -m ablations.report", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("names", nargs="*")
     p.add_argument("--runs-dir", default="runs")

@@ -19,12 +19,13 @@ from ablations.grid import expand
 from ablations.jobs import jobs_for
 from ablations.launchers import LAUNCHERS, LaunchOptions
 from ablations.spec import get, load_all
+from core.cli import Parser
 from core.errors import UserError
 from core.registry import UnknownNameError
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m ablations.run", description=__doc__,
+    p = Parser(prog="python -m ablations.run", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("name", help=f"one of: {', '.join(load_all().names())}, or all")
     p.add_argument("overrides", nargs="*", help="Hydra overrides for every cell")
@@ -64,10 +65,19 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def _grid_names(name: str) -> list[str]:
+    """`all` is every grid; any other name must be one of them."""
+    names = load_all().names()
+    if name == "all":
+        return names
+    if name not in names:
+        raise UserError(f"no grid named {name!r}: give one of {', '.join(names)}, or all")
+    return [name]
+
+
 def _main(args: argparse.Namespace) -> int:
-    names = load_all().names() if args.name == "all" else [get(args.name).name]
     grids = {}
-    for name in names:
+    for name in _grid_names(args.name):
         ab = get(name)
         grids[name] = expand(ab, args.scale, args.seeds or ab.seeds, args.overrides)
     cells = [c for g in grids.values() for c in g]

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from core.bench_data import bench_data
+from core.cli import Parser
 from core.compose import compose
 from core.config import RunConfig, replace
 
@@ -274,7 +275,7 @@ def skipped_fraction(model, x, y, attack, noise) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m core.bench", description=__doc__,
+    p = Parser(prog="python -m core.bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--model", default="vit_micro", help="a model preset (default: tiny ViT)")

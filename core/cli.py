@@ -1,6 +1,7 @@
 """What the command-line entries share: help, bad input as one line with exit code 2."""
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Callable
 
@@ -24,3 +25,11 @@ def entry(doc: str, argv: list[str] | None, flags: tuple[str, ...],
 def accuracies(result: dict) -> str:
     """`clean_acc=0.8861  pgd20_acc=...` of a result, for a closing line."""
     return "  ".join(f"{k}={result[k]:.4f}" for k in result["metrics"] if k.endswith("_acc"))
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse whose bad input is one line, `error: ...`, exit code 2 (argparse's own prints
+    the whole usage block first)."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")

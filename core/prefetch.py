@@ -22,6 +22,8 @@ from pathlib import Path
 
 import yaml
 
+from core.cli import Parser
+
 PRESETS = Path(__file__).parent / "conf" / "model"
 
 
@@ -56,7 +58,7 @@ def fetch_weights(tags: list[str], out: str | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m core.prefetch", description=__doc__,
+    p = Parser(prog="python -m core.prefetch", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("what", choices=["cifar10", "imagenette", "weights", "synthetic",
                                     "robustbench-ids"])
