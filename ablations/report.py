@@ -9,7 +9,6 @@ writes results/.
 """
 from __future__ import annotations
 
-import argparse
 import io
 import sys
 from pathlib import Path
@@ -221,8 +220,7 @@ def readme(names: list[str], evaluations: bool = False) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = Parser(prog="python -m ablations.report", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(prog="python -m ablations.report", description=__doc__)
     p.add_argument("names", nargs="*")
     p.add_argument("--runs-dir", default="runs")
     p.add_argument("--out", default="results")

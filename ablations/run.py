@@ -25,8 +25,7 @@ from core.registry import UnknownNameError
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
-    p = Parser(prog="python -m ablations.run", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(prog="python -m ablations.run", description=__doc__)
     p.add_argument("name", help=f"one of: {', '.join(load_all().names())}, or all")
     p.add_argument("overrides", nargs="*", help="Hydra overrides for every cell")
     p.add_argument("--scale", default="paper", choices=["paper", "tiny"])

@@ -19,7 +19,6 @@ presets (e.g. --model vit_b16) use random CIFAR-shaped data, which is fine for s
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from collections.abc import Callable
@@ -275,8 +274,7 @@ def skipped_fraction(model, x, y, attack, noise) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = Parser(prog="python -m core.bench", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(prog="python -m core.bench", description=__doc__)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--model", default="vit_micro", help="a model preset (default: tiny ViT)")
     p.add_argument("--batch-size", type=int, default=128)

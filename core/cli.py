@@ -29,7 +29,10 @@ def accuracies(result: dict) -> str:
 
 class Parser(argparse.ArgumentParser):
     """argparse whose bad input is one line, `error: ...`, exit code 2 (argparse's own prints
-    the whole usage block first)."""
+    the whole usage block first); the help keeps the module docstring's layout."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs)
 
     def error(self, message: str):
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")

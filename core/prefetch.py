@@ -58,8 +58,7 @@ def fetch_weights(tags: list[str], out: str | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = Parser(prog="python -m core.prefetch", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(prog="python -m core.prefetch", description=__doc__)
     p.add_argument("what", choices=["cifar10", "imagenette", "weights", "synthetic",
                                     "robustbench-ids"])
     p.add_argument("tags", nargs="*")
