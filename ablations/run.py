@@ -14,14 +14,17 @@ import argparse
 import os
 import sys
 
-from ablations import manifest as mf
-from ablations.grid import expand
-from ablations.jobs import jobs_for
-from ablations.launchers import LAUNCHERS, LaunchOptions
-from ablations.spec import get, load_all
-from core.cli import Parser
-from core.errors import UserError
-from core.registry import UnknownNameError
+from ablations.grid import manifest as mf
+from ablations.grid.cells import expand
+from ablations.launch import preflight
+from ablations.launch.dry_run import report
+from ablations.launch.jobs import jobs_for
+from ablations.launch.launchers import LAUNCHERS, LaunchOptions
+from ablations.questions import get, load_all
+from core.infra.cli import Parser
+from core.infra.errors import UserError
+from core.infra.registry import UnknownNameError
+from core.runs.checks import check_inputs, validate
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -83,8 +86,6 @@ def _main(args: argparse.Namespace) -> int:
     jobs = jobs_for(cells)
     runs_dir = cells[0].cfg.runs_dir
     if args.dry_run:
-        from ablations.dry_run import report
-
         return report(args.name, args.scale, cells, jobs, args)
     _reject_invalid(jobs, device=args.launcher != "slurm")
     if args.preflight:
@@ -111,7 +112,6 @@ def _main(args: argparse.Namespace) -> int:
 def _reject_invalid(jobs, device: bool) -> None:
     """Every run's config, data, weights (and device, where the jobs run here) before any
     job starts."""
-    from core.validate import check_inputs, validate
 
     for j in jobs:
         validate(j.cfg)
@@ -119,8 +119,6 @@ def _reject_invalid(jobs, device: bool) -> None:
 
 
 def _preflight(args: argparse.Namespace, cells, runs_dir: str) -> int:
-    from ablations import preflight
-
     batch = args.preflight_batch or preflight.default_batch(cells)
     jobs, fulls = preflight.plan(cells, runs_dir, batch)
     opts = LaunchOptions(runs_dir=str(preflight.scratch(runs_dir)),

@@ -1,4 +1,5 @@
-"""vitadv's library: models, data, attacks, training, evaluation (no CLI parsing here)."""
-from core.kernels import pin
-
-pin()  # before torch runs its first kernel: the same CPU code path on every x86-64 machine
+"""vitadv's library. The commands are the modules at this level (train, evaluate, prefetch,
+bench); everything else lives in a folder named after its stage of the data flow: infra ->
+config -> data -> models -> attacks -> evaluation -> training -> runs (offline and bench
+beside them). Importing it changes nothing: the CPU kernel pin is set by a run's entry point
+(core.runs.run.choose_kernels)."""

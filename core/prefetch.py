@@ -20,41 +20,12 @@ import argparse
 import sys
 from pathlib import Path
 
-import yaml
-
-from core.cli import Parser
-
-PRESETS = Path(__file__).parent / "conf" / "model"
-
-
-def preset_tags() -> list[str]:
-    tags: list[str] = []
-    for f in sorted(PRESETS.glob("*.yaml")):
-        preset = yaml.safe_load(f.read_text())
-        for source in [preset.get("source", ""), *preset.get("sources", {}).values()]:
-            tag = source.removeprefix("timm:")
-            if source.startswith("timm:") and tag not in tags:
-                tags.append(tag)
-    return tags
-
-
-def fetch_weights(tags: list[str], out: str | None) -> None:
-    import timm
-    import torch
-
-    from core.atomic import save_torch
-
-    if out and len(tags) != 1:
-        raise SystemExit("error: --out takes exactly one tag")
-    for tag in tags:
-        net = timm.create_model(tag, pretrained=True)
-        if out:
-            save_torch(out, net.state_dict())
-            print(f"{tag} -> {out}  (use model.source=file:{out})")
-        else:
-            print(f"{tag}: cached ({sum(p.numel() for p in net.parameters()) / 1e6:.1f}M params)")
-        del net
-        torch.cuda.empty_cache()
+from core.data.points import IDS_FILE, IDS_SHA256, IDS_URL
+from core.data.sets import default_root
+from core.infra.atomic import write_text
+from core.infra.cli import Parser
+from core.offline.downloads import fetch_weights, preset_tags
+from core.offline.standin import write_world
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,7 +48,6 @@ def main(argv: list[str] | None = None) -> int:
             p.error("name at least one timm tag, or --all")
         fetch_weights(tags, a.out)
         return 0
-    from core.data.sets import default_root
 
     root = Path(a.root) if a.root else default_root(a.what)
     root.mkdir(parents=True, exist_ok=True)
@@ -100,10 +70,6 @@ def _robustbench_ids(a: argparse.Namespace) -> int:
     import hashlib
     import urllib.request
 
-    from core.atomic import write_text
-    from core.data.points import IDS_FILE, IDS_SHA256, IDS_URL
-    from core.data.sets import default_root
-
     root = Path(a.root) if a.root else default_root("imagenet")
     with urllib.request.urlopen(IDS_URL, timeout=60) as response:  # noqa: S310 - fixed URL
         text = response.read().decode()
@@ -117,8 +83,6 @@ def _robustbench_ids(a: argparse.Namespace) -> int:
 
 
 def _synthetic(p: argparse.ArgumentParser, a: argparse.Namespace) -> int:
-    from core.standin import write_world
-
     if not a.root:
         p.error("synthetic needs --root DIR (where the stand-in world goes)")
     tags = a.tags or preset_tags()

@@ -11,9 +11,12 @@ import sys
 
 from omegaconf import OmegaConf
 
-from core.cli import accuracies, entry
-from core.compose import compose
 from core.config import run_id
+from core.config.compose import compose
+from core.infra.cli import accuracies, entry
+from core.runs.checks import check_inputs, validate
+from core.runs.cost import projected_seconds
+from core.runs.run import answers, choose_kernels, resolve_device, run, run_dir_of
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,8 +28,6 @@ def _train(overrides: list[str], flags: set[str]) -> int:
     if "--cfg" in flags:
         print(OmegaConf.to_yaml(OmegaConf.structured(cfg)) + f"# run id: {run_id(cfg)}")
         return 0
-    from core.run import choose_kernels, run, run_dir_of
-
     choose_kernels(cfg)  # before the projection's measurement runs the first kernel
     _state_projection(cfg, always="--estimate" in flags)
     if "--estimate" in flags:
@@ -42,10 +43,6 @@ LONG_MINUTES = 10
 
 def _state_projection(cfg, always: bool = False) -> None:
     """Before a long run starts (its inputs checked first), say how long it should take."""
-    from core.cost import projected_seconds
-    from core.run import answers, resolve_device, run_dir_of
-    from core.validate import check_inputs, validate
-
     validate(cfg)
     if answers(run_dir_of(cfg).read_result(), cfg):
         if always:

@@ -17,11 +17,11 @@ import sys
 import time
 from pathlib import Path
 
-from ablations import manifest as mf
-from ablations.grid import expand
+from ablations.grid import manifest as mf
+from ablations.grid.cells import expand
+from ablations.questions import get
 from ablations.run import main as run_main
-from ablations.spec import get
-from core.rundir import RunDir
+from core.infra.rundir import RunDir
 
 
 def running_jobs(job_ids: dict[str, str]) -> dict[str, str]:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,8 +11,23 @@ from pathlib import Path
 import pytest
 import torch
 
+from core.infra.kernels import pin
+
+ROOT = Path(__file__).resolve().parent.parent  # the checkout
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no test may reach the network
+pin()  # as a run's entry point does, before this process's first kernel
 torch.set_num_threads(min(2, torch.get_num_threads()))
+
+NOT_QUICK = ("slow", "slurm", "compile_all")
+
+
+def pytest_collection_modifyitems(items):
+    """`pytest -m quick`, the inner loop: every test none of NOT_QUICK marks."""
+    for item in items:
+        if not any(item.get_closest_marker(m) for m in NOT_QUICK):
+            item.add_marker(pytest.mark.quick)
+
 
 # Shrinks a tiny-scale run to a few seconds while keeping every code path of a real run.
 FAST = [
@@ -24,7 +40,7 @@ FAST = [
 @pytest.fixture
 def fast_cfg(tmp_path):
     """fast_cfg(*overrides) -> RunConfig writing its runs under this test's tmp folder."""
-    from core.compose import compose
+    from core.config.compose import compose
 
     def make(*overrides: str):
         return compose([*FAST, f"runs_dir={tmp_path / 'runs'}", *overrides])
@@ -51,10 +67,10 @@ def test_batch(digits):
 @pytest.fixture(scope="session")
 def trained_model(tmp_path_factory):
     """vit_micro trained cleanly on digits (~90% accuracy), for attack-strength tests."""
-    from core.compose import compose
     from core.config import ModelCfg
+    from core.config.compose import compose
     from core.models import build_model
-    from core.run import run
+    from core.runs.run import run
 
     runs = tmp_path_factory.mktemp("trained")
     cfg = compose(["scale=tiny", "method=clean", "model.source=none", "aug=none", "epochs=25",
@@ -94,3 +110,16 @@ def cli(*args: str, cwd, module: str = "core.train",
                           text=True, timeout=300, env={"PYTHONPATH": str(root),
                                                        "PATH": "/usr/bin:/bin",
                                                        "HF_HUB_OFFLINE": "1", **(env or {})})
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    """A real single-node SLURM cluster on localhost (slurm/cluster.sh), or a skip saying why."""
+    proc = subprocess.run(["bash", str(ROOT / "slurm" / "cluster.sh"), "up"], capture_output=True,
+                          text=True, timeout=900)
+    if proc.returncode != 0:
+        reason = (proc.stderr.strip().splitlines() or ["unknown error"])[-1]
+        pytest.skip(f"no SLURM cluster could be started here: {reason}")
+    conf = re.search(r"export SLURM_CONF=(\S+)", proc.stdout).group(1)
+    os.environ["SLURM_CONF"] = conf
+    return conf

@@ -9,19 +9,19 @@ import pandas as pd
 import pytest
 import torch
 
-from ablations import manifest as mf
-from ablations.grid import expand
-from ablations.jobs import jobs_for
-from ablations.launchers import LAUNCHERS, LaunchOptions
+from ablations.grid import manifest as mf
+from ablations.grid.cells import expand
+from ablations.launch.jobs import jobs_for
+from ablations.launch.launchers import LAUNCHERS, LaunchOptions
+from ablations.questions import load_all
 from ablations.report import main as report_main
 from ablations.run import main as run_main
-from ablations.spec import load_all
 from core.attacks import cross_entropy
-from core.cost import forward_flops, job_flops, passes_per_image
-from core.errors import ConfigError
 from core.evaluation import EVAL_ATTACKS, EvalAttack, pgd_correct
+from core.infra.errors import ConfigError
+from core.runs.checks import validate
+from core.runs.cost import forward_flops, job_flops, passes_per_image
 from core.training.objectives import OBJECTIVES, Objective
-from core.validate import validate
 
 SHRINK = ["epochs=1", "data.train_subset=64", "batch_size=32", "attack.steps=1", "eval.n=16",
           "eval.n_aa=4", "eval.curve_n=8", "eval.batch_size=16", "pretrain.epochs=1",
@@ -77,6 +77,7 @@ def test_cost_reads_the_entries(extended, fast_cfg):
     assert job_flops(ours) - job_flops(without) == pytest.approx(3 * 48 * f)  # 48 points
 
 
+@pytest.mark.slow
 def test_a_grid_with_them_reaches_the_tables_and_the_figure(extended, tmp_path, capsys,
                                                             monkeypatch):
     over = [*SHRINK, *OVERRIDES, f"runs_dir={tmp_path}"]
@@ -92,7 +93,7 @@ def test_a_grid_with_them_reaches_the_tables_and_the_figure(extended, tmp_path, 
     out = LAUNCHERS.get("debug")(jobs, group, LaunchOptions(runs_dir=str(tmp_path)))
     assert not out.failed
     drawn = []
-    import ablations.figures as figures
+    import ablations.tables.figures as figures
 
     real = figures.metric_bars
     monkeypatch.setattr(figures, "metric_bars",
@@ -116,7 +117,7 @@ def test_a_grid_with_them_reaches_the_tables_and_the_figure(extended, tmp_path, 
 
 
 def test_the_new_objective_trains(extended, fast_cfg):
-    from core.run import run
+    from core.runs.run import run
 
     result = run(fast_cfg("method.name=blend", "+method.gamma=1.0", "epochs=1"))
     assert result["status"] == "done" and torch.isfinite(torch.tensor(result["clean_acc"]))

@@ -1,5 +1,5 @@
 """Claim 6: do attention random dropping (ARD) and perturbation random masking (PRM) help?"""
-from ablations.spec import Ablation, Claim
+from ablations.grid.spec import Ablation, Claim
 
 REF = "Mo et al. 2022, claim 6 (ARD/PRM; Swin on CIFAR-10: ARD +1.16, PRM +1.13, both +1.29)"
 

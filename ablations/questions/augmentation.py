@@ -1,5 +1,5 @@
 """Claim 4: which data augmentation?"""
-from ablations.spec import Ablation, Claim
+from ablations.grid.spec import Ablation, Claim
 
 REF = "Mo et al. 2022, claim 4 (data augmentation; ../shared/paper-recipe.md)"
 

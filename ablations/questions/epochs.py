@@ -1,5 +1,5 @@
 """Claim 3: do more epochs help?"""
-from ablations.spec import Ablation, Claim
+from ablations.grid.spec import Ablation, Claim
 
 REF = "Mo et al. 2022, claim 3 (training epochs; ../shared/paper-recipe.md)"
 

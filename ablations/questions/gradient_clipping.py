@@ -1,5 +1,5 @@
 """Claim 2: is gradient clipping needed?"""
-from ablations.spec import Ablation, Claim
+from ablations.grid.spec import Ablation, Claim
 
 REF = "Mo et al. 2022, claim 2 (gradient clipping; ../shared/paper-recipe.md)"
 

@@ -1,6 +1,6 @@
 """The ImageNet-1K main table: ViT-B and Swin-B with the official ImageNet recipe, evaluated
 on RobustBench's 5,000 images, so the numbers meet the leaderboard's."""
-from ablations.spec import Ablation, Claim
+from ablations.grid.spec import Ablation, Claim
 
 REF = ("RobustBench ImageNet Linf 4/255 (AutoAttack, 5,000 images): Mo2022When_ViT-B natural "
        "68.38 / AutoAttack 34.40; Mo2022When_Swin-B 74.66 / 38.30")

@@ -1,5 +1,5 @@
 """The main table: every model and size with the full recipe (ARD+PRM), all five attacks."""
-from ablations.spec import Ablation, Claim
+from ablations.grid.spec import Ablation, Claim
 
 REF = "Mo et al. 2022, claim 6 (larger ViTs; Swin at low resolution)"
 

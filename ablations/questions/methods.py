@@ -1,5 +1,5 @@
 """Claim 6 (methods): do ARD and PRM also improve TRADES and MART?"""
-from ablations.spec import Ablation, Claim
+from ablations.grid.spec import Ablation, Claim
 
 REF = "Mo et al. 2022, claim 6 (ARD/PRM with TRADES and MART; ../shared/paper-recipe.md)"
 

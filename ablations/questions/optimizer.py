@@ -1,5 +1,5 @@
 """Claim 5: which optimizer and schedule?"""
-from ablations.spec import Ablation, Claim
+from ablations.grid.spec import Ablation, Claim
 
 REF = "Mo et al. 2022, claim 5 (optimizer; ../shared/paper-recipe.md)"
 

@@ -1,5 +1,5 @@
 """Claim 1: does pretraining matter, and does more pretraining data help?"""
-from ablations.spec import Ablation, Claim
+from ablations.grid.spec import Ablation, Claim
 
 REF = "Mo et al. 2022, claim 1 (pre-training study; ../shared/paper-recipe.md)"
 

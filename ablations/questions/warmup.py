@@ -1,5 +1,5 @@
 """Claim 7: how long should the ARD/PRM warm-up be?"""
-from ablations.spec import Ablation, Claim
+from ablations.grid.spec import Ablation, Claim
 
 REF = "Mo et al. 2022, claim 7 (warm-up sweep; the official default is w = 10 of 40 epochs)"
 

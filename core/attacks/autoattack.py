@@ -17,8 +17,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from core.atomic import write_json
-from core.seeding import derive_seed
+from core.infra.atomic import write_json
+from core.infra.seeding import derive_seed
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from core.registry import Registry
+from core.infra.registry import Registry
 
 ATTACK_LOSSES: Registry = Registry("attack loss")
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from core.distributed import Shard
-from core.registry import Registry
+from core.infra.distributed import Shard
+from core.infra.registry import Registry
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 START: Registry = Registry("attack start")

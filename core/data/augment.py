@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 
 from core.config import AugCfg
-from core.distributed import Shard
-from core.seeding import global_rngs
+from core.infra.distributed import Shard
+from core.infra.seeding import global_rngs
 
 
 def crop_flip(x: torch.Tensor, padding: int, flip: bool, g: torch.Generator,

@@ -8,8 +8,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from core.data.augment import RandAugment
 from core.data.images import FolderImages, TensorImages, pil_to_uint8
-from core.distributed import SINGLE, Shard, World
-from core.seeding import derive_seed, generator
+from core.infra.distributed import SINGLE, Shard, World
+from core.infra.seeding import derive_seed, generator
 
 
 def steps_per_epoch(n_train: int, batch_size: int, drop_last: bool = True) -> int:
@@ -27,7 +27,7 @@ def global_size(n_train: int, batch_size: int, step: int, even: bool = False) ->
 class EpochBatches:
     """Batches of (image index, image seed) from step `start` of epoch `first` to the end.
     even=True: a last, smaller batch of odd size loses its last image (Mixup pairs images).
-    world: this rank's rows of each global batch only (core.distributed.rows)."""
+    world: this rank's rows of each global batch only (core.infra.distributed.rows)."""
 
     def __init__(self, indices: torch.Tensor, batch_size: int, seed: int, first: int,
                  start: int, epochs: int, drop_last: bool = True, even: bool = False,

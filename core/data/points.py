@@ -20,8 +20,9 @@ import torch
 
 from core.config import DataCfg
 from core.data.sets import Splits, root_of
-from core.errors import ConfigError, DataNotFoundError
-from core.registry import Registry
+from core.infra.atomic import sha256_file
+from core.infra.errors import ConfigError, DataNotFoundError
+from core.infra.registry import Registry
 
 IDS_FILE = "imagenet_test_image_ids.txt"
 IDS_ENV = "VITADV_ROBUSTBENCH_IDS"
@@ -86,7 +87,6 @@ def _robustbench(splits: Splits, data: DataCfg) -> torch.Tensor:
 
 def _ids_record(data: DataCfg) -> dict:
     """Which list was read, and whether it is RobustBench's own (its SHA-256)."""
-    from core.models.sources import sha256_file
 
     path = ids_file(data)
     sha = sha256_file(path) if path else None

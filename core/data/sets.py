@@ -19,8 +19,8 @@ import torch
 
 from core.config import DataCfg
 from core.data.images import FolderImages, TensorImages
-from core.errors import DataNotFoundError
-from core.registry import Registry
+from core.infra.errors import DataNotFoundError
+from core.infra.registry import Registry
 
 FIXED_ORDER_SEED = 0  # the test points and train subsets are the same for every run and seed
 STAND_IN = "VITADV_STAND_IN"  # marks a folder of made-up data in a real layout
@@ -103,7 +103,7 @@ def digits(root: Path, size: int) -> Splits:
 CIFAR_FOLDER = "cifar-10-batches-py"
 
 
-def _cifar_files() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+def cifar_files() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """(file, md5) of the train and test batches, as torchvision knows them."""
     from torchvision.datasets import CIFAR10
 
@@ -111,7 +111,7 @@ def _cifar_files() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
 
 
 def _cifar_missing(root: Path) -> str | None:
-    train, test = _cifar_files()
+    train, test = cifar_files()
     absent = [f for f, _ in train + test if not (root / CIFAR_FOLDER / f).is_file()]
     return None if not absent else (
         f"CIFAR-10 not found: {root / CIFAR_FOLDER} lacks {', '.join(absent[:2])}"
@@ -124,7 +124,7 @@ def cifar10(root: Path, size: int) -> Splits:
     from torchvision.datasets.utils import check_integrity
 
     _require(_cifar_missing(root))
-    folder, (train, test) = root / CIFAR_FOLDER, _cifar_files()
+    folder, (train, test) = root / CIFAR_FOLDER, cifar_files()
     stand_in = is_stand_in(folder)
     bad = [f for f, md5 in train + test if not stand_in and not check_integrity(folder / f, md5)]
     if bad:

@@ -4,8 +4,8 @@ from __future__ import annotations
 import torch
 from timm.layers import resample_abs_pos_embed, resample_patch_embed
 
-from core.errors import ConfigError
-from core.registry import Registry
+from core.infra.errors import ConfigError
+from core.infra.registry import Registry
 
 PATCH_KERNEL_KEY = "patch_embed.proj.weight"
 POS_EMBED_KEY = "pos_embed"

@@ -9,12 +9,13 @@ from torch import nn
 
 import core.models.tiny  # noqa: F401  (registers the tiny models with timm)
 from core.config import ModelCfg
-from core.errors import ConfigError
+from core.infra.errors import ConfigError
+from core.infra.seeding import derive_seed, global_rngs
 from core.models.adapt import adapt_patch_kernel, adapt_pos_embed
 from core.models.families import Family, classifier_of, family_of, head_classes, meta_model
 from core.models.normalize import Normalized
-from core.models.sources import Weights, load_weights
-from core.seeding import derive_seed, global_rngs
+from core.models.sources import load_weights
+from core.models.weights import Weights
 
 
 @dataclass

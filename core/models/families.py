@@ -14,7 +14,7 @@ from timm.models.swin_transformer import SwinTransformer
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
-from core.registry import Registry
+from core.infra.registry import Registry
 
 
 def _patch_grid(model: nn.Module) -> tuple[tuple[int, int], tuple[int, int]]:

@@ -1,5 +1,5 @@
 """Where pretrained weights come from: `none`, `timm:<tag>`, `file:<path>`, `run:<run-id>`,
-`pretrain`, `robustbench:<name>` (RobustBench's on-disk layout, core/robustbench.py).
+`pretrain`, `robustbench:<name>` (RobustBench's on-disk layout, core/models/robustbench.py).
 
 Each source entry knows how to load (the raw state dict plus what the result must record:
 the resolved source, the SHA-256 of the weights file, the normalisation the weights expect),
@@ -8,34 +8,22 @@ how to tell offline whether the weights are there, and which run it needs first,
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from core.config import RunConfig, pretrain_config
 from core.data.sets import STAND_IN
-from core.errors import ConfigError, UserError
-from core.registry import Registry
-from core.rundir import RunDir
-
-
-@dataclass
-class Weights:
-    state_dict: dict | None
-    resolved: str
-    sha256: str | None = None
-    mean: tuple[float, ...] | None = None
-    std: tuple[float, ...] | None = None
-    num_classes: int | None = None
-    info: dict = field(default_factory=dict)
-
-    def record(self) -> dict:
-        return {"source": self.resolved, "sha256": self.sha256, "mean": self.mean,
-                "std": self.std, **self.info}
+from core.infra.atomic import sha256_file
+from core.infra.errors import ConfigError, UserError
+from core.infra.registry import Registry
+from core.infra.rundir import RunDir
+from core.models import robustbench
+from core.models.robustbench import entry_problem, qualified
+from core.models.weights import Weights
 
 
 @dataclass(frozen=True)
@@ -57,14 +45,6 @@ class Source:
 
 
 SOURCES: Registry[Source] = Registry("weight source")
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def split_source(source: str) -> tuple[str, str]:
@@ -202,30 +182,16 @@ def cached_weights_file(tag: str) -> Path | None:
 
 
 def _pretrain(arg: str, runs_dir: Path) -> Weights:
-    raise UserError("model.source=pretrain is resolved by core.run into the run:<id> of its "
+    raise UserError("model.source=pretrain is resolved by core.runs.run into the run:<id> of its "
                     "pretraining run; load that instead")
-
-
-def _robustbench(arg: str, runs_dir: Path) -> Weights:
-    from core.robustbench import load
-
-    return load(arg, runs_dir)
 
 
 def _robustbench_resolve(arg: str, cfg: RunConfig) -> str:
     """`NAME` -> `<dataset>/Linf/NAME` for the config's data set, the architecture checked."""
-    from core.robustbench import entry_problem, qualified
-
     problem = entry_problem(arg, cfg.model.arch)
     if problem:
         raise ConfigError(problem)
     return qualified(arg, cfg.data.name)
-
-
-def _robustbench_missing(arg: str, runs_dir: Path) -> str | None:
-    from core.robustbench import missing
-
-    return missing(arg, runs_dir)
 
 
 SOURCES.add("none", Source(_none, extra_data=lambda cfg: False))
@@ -238,5 +204,5 @@ SOURCES.add("timm", Source(_timm, _timm_missing))
 SOURCES.add("pretrain", Source(_pretrain, needs=pretrain_config, extra_data=lambda cfg: (
     cfg["pretrain"]["data"] != cfg["data"]["name"])))
 # an entry of RobustBench's model zoo on disk: <models_dir>/<dataset>/Linf/<name>.pt
-SOURCES.add("robustbench", Source(_robustbench, _robustbench_missing,
+SOURCES.add("robustbench", Source(robustbench.load, robustbench.missing,
                                   resolve=_robustbench_resolve))

@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterator
 import torch
 from torch import nn
 
-from core.distributed import Shard
-from core.errors import ConfigError
+from core.infra.distributed import Shard
+from core.infra.errors import ConfigError
 from core.models.families import Family, patch_grid
 
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import torch
 
-from core.atomic import save_torch
-from core.errors import CheckpointError
-from core.rundir import RunDir
+from core.infra.atomic import save_torch
+from core.infra.errors import CheckpointError
+from core.infra.rundir import RunDir
 
 
 def save_checkpoint(run_dir: RunDir, state: dict) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 import csv
 import io
 
-from core.atomic import write_text
-from core.rundir import RunDir
+from core.infra.atomic import write_text
+from core.infra.rundir import RunDir
 
 
 def write_curve(run_dir: RunDir, rows: list[dict]) -> None:

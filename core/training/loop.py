@@ -16,13 +16,14 @@ from tqdm import tqdm
 
 from core.config import RunConfig
 from core.data import Mixer, RandAugment, Splits, steps_per_epoch, train_batches
+from core.data.images import stack
 from core.data.loader import global_size
 from core.data.sets import train_indices
-from core.distributed import Shard, world
-from core.errors import ConfigError
 from core.evaluation import CPU_BATCH, EVAL_ATTACKS, NATURAL, EvalContext, evaluate
+from core.infra.distributed import Shard, world
+from core.infra.errors import ConfigError
+from core.infra.rundir import RunDir
 from core.models import BuiltModel
-from core.rundir import RunDir
 from core.training import step as steps_mod
 from core.training.ard_prm import ARD, PRM
 from core.training.checkpoint import load_checkpoint, save_checkpoint
@@ -206,8 +207,6 @@ def _save_if_consistent(run_dir: RunDir, run_id: str, t: Trainee, progress: Prog
 
 
 def _curve_subset(splits: Splits, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    from core.data.images import stack
-
     idx = splits.test_order()[:n]
     x, y = stack(splits.test, idx)
     return x.float() / 255, y

@@ -18,8 +18,8 @@ from torch import nn
 
 from core.attacks import cross_entropy, kl_to_clean
 from core.attacks.losses import hard_labels
-from core.errors import ConfigError
-from core.registry import Registry
+from core.infra.errors import ConfigError
+from core.infra.registry import Registry
 
 # make_adv(loss, target, start) -> x_adv: the configured PGD with its ARD/PRM plug-ins;
 # `start` is the method's own (uniform for AT, small Gaussian for TRADES and MART).

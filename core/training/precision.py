@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import torch
 
-from core.registry import Registry
+from core.infra.registry import Registry
 
 PRECISIONS: Registry[str] = Registry("precision")
 PRECISIONS.add("fp32", "highest")   # value: torch.set_float32_matmul_precision

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from core.config import OptimCfg
-from core.registry import Registry
+from core.infra.registry import Registry
 
 Schedule = Callable[[float, OptimCfg, int], float]
 SCHEDULES: Registry[Schedule] = Registry("lr schedule")

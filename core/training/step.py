@@ -1,6 +1,6 @@
 """One optimizer step: augmentation, the attack with its ARD/PRM plug-ins, the objective, the
 update. The same on 1 or N ranks: every random draw is made for the global batch and each
-rank takes its rows (core.distributed.Shard); gradients are averaged by DDP with each rank's
+rank takes its rows (core.infra.distributed.Shard); gradients are averaged by DDP with each rank's
 loss weighted by its share of the global batch.
 """
 from __future__ import annotations
@@ -15,8 +15,8 @@ from core.attacks import PGD, Plugins, pgd_train
 from core.attacks.losses import hard_labels
 from core.config import RunConfig
 from core.data import Mixer, crop_flip
-from core.distributed import Shard, World
-from core.seeding import derive_seed, generator
+from core.infra.distributed import Shard, World
+from core.infra.seeding import derive_seed, generator
 from core.training.ard_prm import ramp
 from core.training.objectives import objective_of
 from core.training.precision import autocast

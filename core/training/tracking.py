@@ -13,8 +13,8 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from core.registry import Registry
-from core.rundir import RunDir
+from core.infra.registry import Registry
+from core.infra.rundir import RunDir
 
 LOG_EVERY = 10  # steps between per-step scalars (each costs one device sync)
 

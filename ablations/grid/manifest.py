@@ -1,0 +1,85 @@
+"""The record of a launched grid: cell -> run id -> job id -> log path.
+
+One file per (ablation, scale) under <runs_dir>/_grids/, written only by the launching
+process (atomically), never by jobs. Launching again merges into it.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ablations.grid.cells import Cell
+from core.infra.atomic import write_json
+
+GRIDS = "_grids"
+
+
+def path(runs_dir: str | Path, ablation: str, scale: str) -> Path:
+    return Path(runs_dir) / GRIDS / f"{ablation}__{scale}.json"
+
+
+def load(runs_dir: str | Path, ablation: str, scale: str) -> dict:
+    p = path(runs_dir, ablation, scale)
+    if p.is_file():
+        return json.loads(p.read_text())
+    return {"ablation": ablation, "scale": scale, "cells": {}, "jobs": {}}
+
+
+def save(runs_dir: str | Path, manifest: dict) -> None:
+    write_json(path(runs_dir, manifest["ablation"], manifest["scale"]), manifest)
+
+
+def record_cells(manifest: dict, cells: list[Cell]) -> None:
+    """Add the cells (a re-launch with more seeds adds the new ones after the old); a cell
+    already there takes the overrides and attacks its grid asks for now."""
+    for c in cells:
+        if c.run_id not in manifest["cells"]:
+            manifest["cells"][c.run_id] = {"order": len(manifest["cells"]),
+                                           "labels": [list(kv) for kv in c.labels],
+                                           "seed": c.seed}
+        manifest["cells"][c.run_id].update(overrides=list(c.overrides),
+                                           attacks=list(c.cfg.eval.attacks))
+
+
+def ordered_cells(manifest: dict) -> list[tuple[str, dict]]:
+    """(run id, cell) in grid order; a cell's labels as an {axis: value} dict in axis order."""
+    cells = sorted(manifest["cells"].items(), key=lambda kv: (kv[1]["seed"], kv[1]["order"]))
+    cells = sorted(cells, key=lambda kv: _combo_order(manifest, kv[1]))
+    return [(rid, {**c, "labels": dict(c["labels"])}) for rid, c in cells]
+
+
+def _combo_order(manifest: dict, cell: dict) -> int:
+    """Grid position of the cell's label combination (its first seed's order)."""
+    labels = [list(kv) for kv in cell["labels"]]
+    return min(c["order"] for c in manifest["cells"].values() if c["labels"] == labels)
+
+
+def record_job(manifest: dict, run_id: str, launcher: str, job_id: str, log: str | None,
+               what: str) -> None:
+    manifest["jobs"][run_id] = {"launcher": launcher, "job_id": job_id, "log": log,
+                                "what": what}
+
+
+class Group:
+    """The manifests of the grids launched together; a run is recorded in each grid it serves
+    (cells shared by several grids run once)."""
+
+    def __init__(self, manifests: dict[str, dict], owners: dict[str, set[str]]) -> None:
+        self.manifests, self.owners = manifests, owners
+
+    def record_job(self, run_id: str, launcher: str, job_id: str, log: str | None,
+                   what: str) -> None:
+        for name in self.owners.get(run_id, ()):
+            record_job(self.manifests[name], run_id, launcher, job_id, log, what)
+
+    def save(self, runs_dir: str | Path) -> None:
+        for m in self.manifests.values():
+            save(runs_dir, m)
+
+    def job_ids(self) -> dict[str, str]:
+        return {rid: j["job_id"] for m in self.manifests.values() for rid, j in m["jobs"].items()}
+
+
+def all_manifests(runs_dir: str | Path) -> list[dict]:
+    folder = Path(runs_dir) / GRIDS
+    return [json.loads(p.read_text()) for p in sorted(folder.glob("*__*.json"))]

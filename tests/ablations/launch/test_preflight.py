@@ -1,0 +1,65 @@
+"""The pre-flight of a paper-scale grid on the stand-in world, as a user on a machine without
+the real data and weights runs it: the real loaders and weight adaptation, two steps, a
+projection, and a missing piece named before any work."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from core.offline.standin import write_cifar10, write_weights
+from tests.conftest import cli
+
+TAG = "deit_tiny_patch16_224.fb_in1k"
+# DeiT-Ti for the grid's ViT-B keeps the test fast on a CPU; fp32 because bf16 is emulated
+# on CPUs without bf16 instructions (60 s a step here)
+PREFLIGHT = ("epochs", "--scale", "paper", "--preflight", "--preflight-batch", "2",
+             "--launcher", "debug", "model=deit_ti", "precision=fp32")
+
+
+def _world(root) -> dict[str, str]:
+    write_cifar10(root / "data" / "cifar10", per_file=16)
+    write_weights(root / "hf", [TAG])
+    return {"VITADV_DATA": str(root / "data"), "HF_HUB_CACHE": str(root / "hf")}
+
+
+@pytest.mark.slow
+def test_a_paper_grid_preflights_on_the_stand_in_world(tmp_path):
+    out = cli(*PREFLIGHT, cwd=tmp_path, module="ablations.run", env=_world(tmp_path))
+    assert out.returncode == 0, out.stderr
+    # 40 and 80 epochs are one run for two steps; it passes and projects the full 80 epochs
+    assert re.search(r"^ok +\w{12} +epochs: epochs=80 seed=0: [\d.]+ s/step of 2, peak", out.stdout,
+                     re.M), out.stdout
+    assert "total: 1 runs, 1 ok, 0 failed" in out.stdout
+    assert not (tmp_path / "runs").exists() or list((tmp_path / "runs").iterdir()) == [
+        tmp_path / "runs" / "_preflight"]  # scratch only: no real run folder
+
+
+@pytest.mark.slow
+def test_a_preflight_without_the_weights_is_one_line_before_any_work(tmp_path):
+    env = _world(tmp_path)
+    env["HF_HUB_CACHE"] = str(tmp_path / "empty")
+    out = cli(*PREFLIGHT, cwd=tmp_path, module="ablations.run", env=env)
+    assert out.returncode == 2 and TAG in out.stderr and "core.prefetch weights" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert not (tmp_path / "runs" / "_preflight").exists()
+
+
+def test_a_stand_in_is_costed_as_the_data_set_it_stands_for(tmp_path):
+    # the pre-flight projects the full run on CIFAR-10, not on the stand-in's 80 images
+    from core.data.sets import DATASETS
+    from core.runs.cost import data_facts
+
+    write_cifar10(tmp_path, per_file=16)
+    problem, sizes = data_facts("cifar10", str(tmp_path), 32)
+    assert problem is None and sizes == DATASETS.get("cifar10").sizes == (50000, 10000)
+
+
+@pytest.mark.slow
+def test_a_preflight_batch_a_run_cannot_take_is_one_line_before_any_work(tmp_path):
+    args = [a if a != "2" else "1" for a in PREFLIGHT] + ["aug=mixup"]  # Mixup: even batches
+    out = cli(*args, cwd=tmp_path, module="ablations.run", env=_world(tmp_path))
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "--preflight-batch 1: batch_size=1 is odd" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert not list((tmp_path / "runs").glob("_preflight/*"))

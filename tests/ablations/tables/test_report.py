@@ -1,0 +1,196 @@
+"""The report on fixture run folders: stable CSVs, figures, verdicts, version warnings."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ablations.grid import manifest as mf
+from ablations.grid.cells import expand
+from ablations.questions import load_all
+from ablations.report import main as report
+from ablations.tables.verdicts import _decide
+from core.infra.rundir import RunDir
+
+# gradient_clipping (tiny), PGD-20 by (model, clipping) and seed; None: the run is missing
+PGD20 = {("ViT", "on"): [0.60, 0.62, 0.61], ("ViT", "off"): [0.10, 0.11, 0.12],
+         ("ConViT", "on"): [0.50, 0.52, 0.51], ("ConViT", "off"): [0.30, 0.31, 0.29],
+         ("Swin", "on"): [0.51, 0.50, 0.52], ("Swin", "off"): [0.50, 0.49, None]}
+DIVERGED = {("ViT", "off", 0)}
+
+
+def _write_run(run_dir, pgd20, status="done", sha="abc1234567"):
+    run_dir.mkdir()
+    metrics = {"clean_acc": pgd20 + 0.25, "pgd20_acc": pgd20, "cw20_acc": pgd20 - 0.01,
+               "pgd100_acc": pgd20 - 0.005, "robust_acc": pgd20 - 0.01, "n_clean": 360,
+               "n_pgd20": 360}
+    result = {"run_id": run_dir.name, "status": status, "metrics": metrics, **metrics,
+              "n_eval": 360, "code": {"git_sha": sha, "dirty": False},
+              "config": {"eval": {"attacks": ["clean", "pgd20", "cw20", "pgd100"]}},
+              "train_seconds": 10.0, "train_images_per_s": 100.0}
+    run_dir.result.write_text(json.dumps(result))
+    rows = ["epoch,test_clean_acc,test_robust_acc"] + [
+        f"{e},{min(1, pgd20 + 0.2 + 0.01 * e):.3f},{pgd20 * e / 8:.3f}" for e in range(1, 9)]
+    run_dir.curve.write_text("\n".join(rows) + "\n")
+
+
+@pytest.fixture
+def runs(tmp_path):
+    runs_dir = tmp_path / "runs"
+    ab = load_all().get("gradient_clipping")
+    cells = expand(ab, "tiny", 3, [f"runs_dir={runs_dir}"])
+    m = mf.load(runs_dir, ab.name, "tiny")
+    mf.record_cells(m, cells)
+    mf.save(runs_dir, m)
+    for c in cells:
+        key = (c.label("model"), c.label("clipping"))
+        value = PGD20[key][c.seed]
+        if value is not None:
+            status = "diverged" if (*key, c.seed) in DIVERGED else "done"
+            _write_run(RunDir.of(runs_dir, c.run_id), value, status)
+    return runs_dir
+
+
+def _report(runs_dir, out):
+    assert report(["--runs-dir", str(runs_dir), "--out", str(out)]) == 0
+
+
+@pytest.mark.slow
+def test_report_writes_stable_tables_and_a_figure(runs, tmp_path):
+    out = tmp_path / "results"
+    _report(runs, out)
+    first = (out / "gradient_clipping.csv").read_bytes()
+    summary = (out / "gradient_clipping_summary.csv").read_text()
+    _report(runs, out)
+    assert (out / "gradient_clipping.csv").read_bytes() == first
+    lines = first.decode().splitlines()
+    assert lines[0].startswith("scale,model,clipping,seed,status,run_id")
+    assert len(lines) == 1 + 18
+    assert sum(",diverged," in ln for ln in lines) == 1
+    missing = [ln for ln in lines if ",missing," in ln]
+    assert len(missing) == 1 and missing[0].startswith("tiny,Swin,off,2,missing")
+    # mean, std, n of the natural (0.85, 0.87, 0.86) and PGD-20 accuracies over 3 seeds
+    assert "tiny,ViT,on,0.860000,0.010000,3,0.610000,0.010000,3," in summary
+    assert "tiny,Swin,off,0.745000,0.007071,2,0.495000,0.007071,2," in summary
+    png = (out / "figures" / "gradient_clipping.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    assert "gradient_clipping" in (out / "README.md").read_text()
+
+
+@pytest.mark.slow
+def test_verdicts_count_diverged_and_name_missing(runs, tmp_path):
+    out = tmp_path / "results"
+    _report(runs, out)
+    claims = (out / "claims.md").read_text()
+    vit = next(ln for ln in claims.splitlines() if ln.startswith("| 2a"))
+    swin = next(ln for ln in claims.splitlines() if ln.startswith("| 2b"))
+    assert "**supported**" in vit and "+50.00" in vit and "1 diverged run" in vit
+    assert "**inconclusive**" in swin and "1 pair(s) incomplete" in swin and "| 2 |" in swin
+
+
+@pytest.mark.slow
+def test_a_run_lacking_an_attack_its_grid_asks_for_is_not_counted(runs, tmp_path):
+    """A run shared with another grid, finished there but not yet extended with this grid's
+    attack (a main-table cell waiting for AutoAttack), is missing here, not a row without it."""
+    m = mf.load(runs, "gradient_clipping", "tiny")
+    rid = next(r for r, c in m["cells"].items() if c["seed"] == 0
+               and dict(c["labels"]) == {"model": "ViT", "clipping": "on"})
+    m["cells"][rid]["attacks"] = ["clean", "pgd20", "aa"]
+    mf.save(runs, m)
+    out = tmp_path / "results"
+    _report(runs, out)
+    row = next(ln for ln in (out / "gradient_clipping.csv").read_text().splitlines()
+               if rid in ln)
+    assert row.startswith(f"tiny,ViT,on,0,missing,{rid},,")
+    assert "tiny,ViT,on,0.865000,0.007071,2,0.615000,0.007071,2," in (
+        out / "gradient_clipping_summary.csv").read_text()
+
+
+@pytest.mark.slow
+def test_mixed_code_versions_are_reported(runs, tmp_path):
+    result = next(d.result for d in map(RunDir, sorted(runs.iterdir())) if d.result.is_file())
+    data = json.loads(result.read_text())
+    data["code"]["git_sha"] = "fffffff000"
+    result.write_text(json.dumps(data))
+    out = tmp_path / "results"
+    _report(runs, out)
+    assert "mixes code versions: abc1234567 (16 runs), fffffff000 (1 runs)" in (
+        out / "claims.md").read_text()
+
+
+@pytest.mark.slow
+def test_runs_from_two_cpu_models_pinned_alike_are_reported_as_mixed(runs, tmp_path):
+    """Pinned to AVX2, an AMD EPYC and an Intel Xeon gave one run different numbers (README):
+    the CPU model is part of the machine kind, so such a table is never mixed silently."""
+    pinned = {"MKL_CBWR": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+    for i, d in enumerate(d for d in map(RunDir, sorted(runs.iterdir())) if d.result.is_file()):
+        data = json.loads(d.result.read_text())
+        cpu = "AMD EPYC 7B13" if i else "Intel(R) Xeon(R) Processor"
+        data["machine"] = {"device": "cpu", "cpu": cpu, "cpu_capability": "AVX2",
+                           "threads": 1, "cpu_kernels": pinned}
+        d.result.write_text(json.dumps(data))
+    out = tmp_path / "results"
+    _report(runs, out)
+    assert ("mixes machine kinds: CPU AVX2 on AMD EPYC 7B13, 1 thread(s) (16 runs), "
+            "CPU AVX2 on Intel(R) Xeon(R) Processor, 1 thread(s) (1 runs)") in (
+        out / "claims.md").read_text()
+
+
+@pytest.mark.parametrize("direction, mean, se, verdict", [
+    ("+", 5.0, 2.0, "supported"), ("+", 3.0, 2.0, "inconclusive"),
+    ("+", -5.0, 2.0, "not supported"), ("-", -5.0, 2.0, "supported"),
+    ("<=", -0.5, 2.0, "supported"), ("<=", 1.0, 2.0, "inconclusive"),
+    ("<=", 5.0, 2.0, "not supported"),
+])
+def test_decision_rule(direction, mean, se, verdict):
+    assert _decide(direction, mean, se) == verdict
+
+
+def test_report_with_nothing_launched(tmp_path, capsys):
+    assert report(["--runs-dir", str(tmp_path), "--out", str(tmp_path / "r")]) == 0
+    assert "nothing to report" in capsys.readouterr().out
+
+
+def _flags_run(tmp_path, flags: dict) -> RunDir:
+    run_dir = RunDir(tmp_path / "flagged").mkdir()
+    for name, values in flags.items():
+        run_dir.eval_flags(name).parent.mkdir(parents=True, exist_ok=True)
+        run_dir.eval_flags(name).write_text(json.dumps({"correct": values}))
+    return run_dir
+
+
+def test_weak_or_masked_evaluations_are_flagged(tmp_path):
+    from ablations.tables.flags import run_flags
+
+    t, f = True, False
+    clean = [t] * 10
+    pgd20 = [t] * 5 + [f] * 5
+    run_dir = _flags_run(tmp_path, {
+        "clean": clean, "pgd20": pgd20, "pgd100": [t] * 4 + [f] * 6,
+        "aa": [t] * 6 + [f] * 4,                                # 60 > PGD-20's 50
+        "pgd20x5": [[t, t, t, t, t]] * 4 + [[t, f, f, f, f]] + [[f] * 5] * 5})
+    flags = run_flags(run_dir, ["clean", "pgd20", "pgd100", "aa", "pgd20x5"])
+    assert "AutoAttack 60.0 > PGD-20 50.0 on 10 points" in flags
+    assert "AutoAttack 60.0 > PGD-100 40.0 on 10 points" in flags
+    assert "PGD-20 x5 restarts: restarts 10.0 points apart" in flags  # 50 vs 40
+    assert not any("PGD-100" in fl and fl.startswith("PGD-100") for fl in flags)
+    sound = _flags_run(tmp_path / "b", {"clean": clean, "pgd20": pgd20,
+                                        "aa": [t] * 5 + [f] * 5})
+    assert run_flags(sound, ["clean", "pgd20", "aa"]) == []
+    above = _flags_run(tmp_path / "c", {"clean": [t] * 4 + [f] * 6, "pgd20": pgd20})
+    assert run_flags(above, ["clean", "pgd20"]) == ["PGD-20 above natural accuracy"]
+
+
+def test_seeds_needed_by_hand():
+    """2 SE <= d: n pairs >= 4 (spread^2 + test var) / d^2, per seed this claim's pairs."""
+    from ablations.grid.spec import Claim
+    from ablations.tables.verdicts import _verdict, _with_seeds_needed
+
+    claim = Claim(id="x", text="t", metric="pgd20_acc", axis="a", treatment=("t",),
+                  control="c", direction="+", reference="r", size=1.0)
+    diffs, test_var = [1.0, 3.0, 2.0, 0.0, 4.0, 2.0], [2.0] * 6  # spread^2 = 2.0
+    v = _with_seeds_needed(_verdict(claim, "tiny", diffs, test_var, 0, 0), seeds=3,
+                           test_var=test_var)
+    assert v.spread == pytest.approx(2.0 ** 0.5)
+    # 4 * (2 + 2) / 1 = 16 pairs, 2 pairs a seed: 8 seeds; seed spread alone: 4 * 2 = 8 -> 4
+    assert (v.seeds_needed, v.seeds_floor, v.target) == (8, 4, 1.0)

@@ -1,0 +1,41 @@
+"""`python -m core.bench` runs: every figure it prints is produced and finite on the tiny model
+(a smoke, so the benchmark cannot die silently again; speed is never asserted here)."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from core.bench.__main__ import main
+from tests.conftest import FAST
+
+FIGURES = ("at_step_vs_bare_loop", "ard_prm_overhead", "at_step_vs_reference",
+           "at_ard_prm_step_vs_reference", "trades_step_vs_reference", "train_images_per_s",
+           "pgd20_eval_vs_reference", "pgd20_eval_speedup_vs_torchattacks", "pgd20_acc_ours",
+           "pgd20_acc_reference", "pgd20_acc_torchattacks", "pgd20_attack_steps_skipped",
+           "bf16_vs_fp32_attack_acc_delta")
+
+
+def _printed(capsys) -> dict[str, str]:
+    lines = capsys.readouterr().out.splitlines()
+    return dict(line.split(": ", 1) for line in lines if ": " in line)
+
+
+@pytest.mark.slow
+def test_every_figure_is_printed_and_finite(tmp_path, capsys):
+    shrunk = [o for o in FAST if o not in ("scale=tiny", "eval=quick")]  # the bench sets both
+    assert main(["--repeats", "1", *shrunk,
+                 f"runs_dir={tmp_path / 'runs'}"]) == 0
+    printed = _printed(capsys)
+    assert set(FIGURES) <= set(printed), sorted(set(FIGURES) - set(printed))
+    values = {k: float(v) for k, v in printed.items() if k not in ("device", "model")}
+    assert all(math.isfinite(v) for v in values.values()), values
+    # two PGD-20s with one budget on one model (random starts differ): about one accuracy
+    assert abs(values["pgd20_acc_ours"] - values["pgd20_acc_reference"]) < 0.05
+    assert 0 <= values["pgd20_attack_steps_skipped"] < 1
+
+
+def test_the_streaming_figures_are_printed(capsys):
+    assert main(["--data", "--images", "8"]) == 0
+    printed = _printed(capsys)
+    assert printed and all(math.isfinite(float(v)) for v in printed.values()), printed
