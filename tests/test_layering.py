@@ -36,16 +36,20 @@ def modules(root: Path = ROOT) -> dict[str, Path]:
     return found
 
 
+def stage_of(module: str) -> str | None:
+    return next((s for s in STAGES if module == s or module.startswith(s + ".")), None)
+
+
 def rank(module: str) -> int:
     """Where `module` stands in the flow: a stage's index, the commands above every stage,
     the two package roots (docstrings only) below."""
     if module in COMMANDS:
         return len(STAGES) + (0 if module.startswith("core.") else 1)
-    for i, stage in enumerate(STAGES):
-        if module == stage or module.startswith(stage + "."):
-            return STAGES.index(SAME_RANK.get(stage, stage)) if stage in SAME_RANK else i
-    assert module in ("core", "ablations"), f"{module} is in no stage: add it to STAGES"
-    return -1
+    stage = stage_of(module)
+    if stage is None:
+        assert module in ("core", "ablations"), f"{module} is in no stage: add it to STAGES"
+        return -1
+    return STAGES.index(SAME_RANK.get(stage, stage))
 
 
 def imports(tree: ast.Module, known: dict[str, Path]) -> list[tuple[str, list[str], ast.stmt]]:
@@ -80,8 +84,8 @@ def problems(root: Path = ROOT) -> list[str]:
     for module, deps in graph.items():
         for target, names, node, deferred in deps:
             where = f"{module}:{node.lineno} imports {target}"
-            if rank(target) > rank(module) and module not in COMMANDS or (
-                    target.startswith("ablations") and module.startswith("core")):
+            backwards = rank(target) > rank(module) and module not in COMMANDS
+            if backwards or (target.startswith("ablations") and module.startswith("core")):
                 found.append(f"{where}: back up the flow ({_stage(target)} after "
                              f"{_stage(module)})")
             if target in COMMANDS and module not in COMMANDS:
@@ -97,8 +101,7 @@ def problems(root: Path = ROOT) -> list[str]:
 
 
 def _stage(module: str) -> str:
-    return "the commands" if module in COMMANDS else next(
-        (s for s in STAGES if module == s or module.startswith(s + ".")), module)
+    return "the commands" if module in COMMANDS else stage_of(module) or module
 
 
 def cycles(graph: dict) -> list[list[str]]:
@@ -135,26 +138,24 @@ def test_the_package_tops_hold_only_commands_and_stage_folders():
         assert {f"{package}.{f}" for f in folders} <= set(STAGES) | {"core.bench"}
 
 
-@pytest.mark.parametrize("bad, expected", [
-    ("core/infra/atomic.py", "core.infra.atomic:1 imports core.config.schema: back up the flow"),
-    ("core/data/sets.py", "imports core.config.schema: a deferred import without"),
-    ("core/models/build.py", "takes the private _flatten"),
-    ("core/config/schema.py", "-> core.config.schema -> core.config.identity"),
-    ("ablations/tables/collect.py", "imports ablations.status: a library imports a command"),
+@pytest.mark.parametrize("bad, line, expected", [
+    ("core/infra/atomic.py", "from core.config.schema import RunConfig\n",
+     "core.infra.atomic:1 imports core.config.schema: back up the flow"),
+    ("core/data/sets.py", "def f():\n    from core.config.schema import RunConfig\n",
+     "imports core.config.schema: a deferred import without"),
+    ("core/models/build.py", "from core.config.identity import _flatten\n",
+     "takes the private _flatten"),
+    ("core/config/schema.py", "from core.config.identity import run_id\n",
+     "-> core.config.schema -> core.config.identity"),
+    ("ablations/tables/collect.py", "from ablations.status import main\n",
+     "imports ablations.status: a library imports a command"),
 ])
-def test_each_rule_catches_a_made_up_break(tmp_path, bad, expected):
+def test_each_rule_catches_a_made_up_break(tmp_path, bad, line, expected):
     """The rules can fail: one made-up line in a copy of the tree breaks exactly one."""
     import shutil
     for package in ("core", "ablations"):
         shutil.copytree(ROOT / package, tmp_path / package,
                         ignore=shutil.ignore_patterns("__pycache__"))
-    line = {
-        "core/infra/atomic.py": "from core.config.schema import RunConfig\n",
-        "core/data/sets.py": "def f():\n    from core.config.schema import RunConfig\n",
-        "core/models/build.py": "from core.config.identity import _flatten\n",
-        "core/config/schema.py": "from core.config.identity import run_id\n",
-        "ablations/tables/collect.py": "from ablations.status import main\n",
-    }[bad]
     path = tmp_path / bad
     text = path.read_text()
     # the made-up import goes on line 1 (a function after the docstring for the deferred one)

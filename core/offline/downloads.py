@@ -2,14 +2,12 @@
 every model preset (into timm's cache or one state-dict file)."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import yaml
 
 import core.conf
 from core.infra.atomic import save_torch
 
-PRESETS = Path(core.conf.__file__).parent / "model"
+PRESETS = core.conf.FOLDER / "model"
 
 
 def preset_tags() -> list[str]:

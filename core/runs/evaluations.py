@@ -47,7 +47,7 @@ from core.runs.run import (
 
 log = logging.getLogger("core")
 EVALS = "_evals"   # <runs_dir>/_evals/<eval-id>/: one folder per evaluated (weights, settings)
-CONF = Path(core.conf.__file__).parent
+CONF = core.conf.FOLDER
 # what an evaluation computes depends on these besides the model and data settings ...
 EVALUATED = ("attack.eps", "seed", "eval.n", "eval.points", "eval.cw_kappa", "eval.step_size")
 # ... and not on these (the weights come in by their SHA-256)
