@@ -16,21 +16,17 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ablations.tables.leaderboard import export
+from core.infra.cli import Parser, runs_dir_flag  # the rest once the help is not asked
 from core.infra.errors import UserError
-from core.models.robustbench import (
-    THREAT_MODEL,
-)
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m ablations.export", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(prog="python -m ablations.export", description=__doc__)
     p.add_argument("run_id")
     p.add_argument("--robustbench", required=True, metavar="NAME",
                    help="the entry's name, e.g. Doe2025Recipes_ViT-B")
     p.add_argument("--out", required=True, metavar="DIR")
-    p.add_argument("--runs-dir", default="runs")
+    runs_dir_flag(p, "the folder that holds the run", "runs")
     p.add_argument("--title", default=None, help="the paper's title (model info 'name')")
     p.add_argument("--authors", default="")
     p.add_argument("--venue", default="", help="empty: RobustBench shows Unpublished")
@@ -45,6 +41,9 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     a = parser().parse_args(sys.argv[1:] if argv is None else argv)
+    from ablations.tables.leaderboard import export  # deferred: fast --help
+    from core.models.robustbench import THREAT_MODEL  # deferred: fast --help
+
     try:
         pt, info = export(a)
     except UserError as e:

@@ -2,11 +2,13 @@
 
     python -m ablations.run gradient_clipping --scale tiny          # local, minutes
     python -m ablations.run pretraining --launcher slurm             # paper scale, returns
-    python -m ablations.run ard_prm --dry-run                        # cells, cost, problems
+    python -m ablations.run ard_prm --dry-run --gpu a100             # cells, cost, problems
     python -m ablations.run all --scale tiny --seeds 3               # every grid, one pool
     python -m ablations.run all --scale paper --preflight            # two steps of every run
+    python -m ablations.run warmup --scale tiny --runs-dir /scratch/me epochs=2
 
 Cells whose run already finished are never redone; failed ones are submitted again.
+Overrides after the name change every cell (and label the grid "ran with ...").
 """
 from __future__ import annotations
 
@@ -14,25 +16,26 @@ import argparse
 import os
 import sys
 
-from ablations.grid import manifest as mf
-from ablations.grid.cells import expand
-from ablations.launch import preflight
-from ablations.launch.dry_run import report
-from ablations.launch.jobs import jobs_for
-from ablations.launch.launchers import LAUNCHERS, LaunchOptions
+# only what the help needs at the top: `--help` answers at once, without torch
 from ablations.questions import get, load_all
-from core.infra.cli import Parser
+from core.infra.cli import Parser, runs_dir_flag
 from core.infra.errors import UserError
 from core.infra.registry import UnknownNameError
-from core.runs.checks import check_inputs, validate
+from core.runs.gpus import DEFAULT_GPU, GPUS, UTILISATION
+
+LAUNCHER_HELP = ("how the runs reach compute: local (this machine, submitit), slurm (job "
+                 "arrays through submitit) or debug (in this process, one after the other)")
 
 
-def parse(argv: list[str]) -> argparse.Namespace:
+def parser() -> Parser:
     p = Parser(prog="python -m ablations.run", description=__doc__)
-    p.add_argument("name", help=f"one of: {', '.join(load_all().names())}, or all")
+    p.add_argument("name", nargs="?", help=f"one of: {', '.join(load_all().names())}, or all")
     p.add_argument("overrides", nargs="*", help="Hydra overrides for every cell")
-    p.add_argument("--scale", default="paper", choices=["paper", "tiny"])
-    p.add_argument("--launcher", default="local", choices=LAUNCHERS.names())
+    p.add_argument("--scale", default="paper", choices=["paper", "tiny"],
+                   help="paper: CIFAR-10/Imagenette/ImageNet and timm models on GPUs; tiny: "
+                        "the embedded digits set and tiny ViTs on a CPU, minutes")
+    p.add_argument("--launcher", default="local", help=LAUNCHER_HELP)
+    runs_dir_flag(p, "where the runs go")
     p.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 (default: the "
                    "ablation's own, 1)")
     p.add_argument("--dry-run", action="store_true", help="list cells, cost and problems")
@@ -42,15 +45,33 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--profile", default=None,
                    help="slurm: a slurm/profiles/ name or a .yaml path (default: the scale's "
                         "resources.profile: tiny cpu, paper default)")
-    p.add_argument("--gpu-tflops", type=float, default=300.0,
-                   help="dry-run: sustained GPU TFLOP/s for the GPU-hour estimate")
+    p.add_argument("--gpu", default=DEFAULT_GPU, choices=GPUS.names(),
+                   help="dry-run: the GPU the GPU-hours are for (datasheet peaks in "
+                        "core/runs/gpus.py)")
+    p.add_argument("--utilisation", type=float, default=UTILISATION,
+                   help="dry-run: the fraction of the GPU's peak a run sustains")
     p.add_argument("--preflight", action="store_true",
                    help="every run of the grid for two steps on a few images and a two-point "
                         "evaluation, in a scratch folder: ok or why not, time and memory")
     p.add_argument("--preflight-batch", type=int, default=None,
                    help="preflight: images per optimizer step (default: the config's batch "
                         "on a GPU, 4 on a CPU)")
+    return p
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    """The command line, with the checks argparse cannot declare."""
+    p = parser()
     args = p.parse_intermixed_args(argv)
+    if args.name is None:  # argparse would say the overrides are required too; they are not
+        p.error(f"name a grid: one of {', '.join(load_all().names())}, or all")
+    if not 0 < args.utilisation <= 1:
+        p.error(f"--utilisation={args.utilisation}: give a fraction of peak in (0, 1]")
+    if any(o.startswith("runs_dir=") for o in args.overrides):
+        p.error("give the runs folder as --runs-dir DIR (as status, report and export take "
+                "it), not runs_dir=")
+    if args.runs_dir is not None:
+        args.overrides.append(f"runs_dir={args.runs_dir}")
     for flag in ("seeds", "workers", "preflight_batch"):
         value = getattr(args, flag)
         if value is not None and value < 1:
@@ -78,6 +99,13 @@ def _grid_names(name: str) -> list[str]:
 
 
 def _main(args: argparse.Namespace) -> int:
+    from ablations.grid import manifest as mf  # deferred: fast --help
+    from ablations.grid.cells import expand, ran_with  # deferred: fast --help
+    from ablations.launch.dry_run import report  # deferred: fast --help
+    from ablations.launch.jobs import jobs_for  # deferred: fast --help
+    from ablations.launch.launchers import LAUNCHERS, LaunchOptions  # deferred: fast --help
+
+    launch = LAUNCHERS.get(args.launcher)  # a bad name: one line, before any work
     grids = {}
     for name in _grid_names(args.name):
         ab = get(name)
@@ -91,27 +119,31 @@ def _main(args: argparse.Namespace) -> int:
     if args.preflight:
         return _preflight(args, cells, runs_dir)
     manifests, owners = {}, {}
-    for name, grid in grids.items():
-        manifests[name] = mf.load(runs_dir, name, args.scale)
+    for name, grid in grids.items():  # saved by the launcher once it submits (a refusal: never)
+        manifests[name] = mf.load(runs_dir, name, args.scale, ran_with(grid, args.overrides))
         mf.record_cells(manifests[name], grid)
-        mf.save(runs_dir, manifests[name])
         for j in jobs_for(grid):
             owners.setdefault(j.run_id, set()).add(name)
     workers = args.workers or _default_workers()
     opts = LaunchOptions(runs_dir=runs_dir, workers=workers, profile=args.profile,
                          wait=args.wait)
-    print(f"{args.name} ({args.scale}): {len(cells)} cells, {len(jobs)} runs, "
+    note = mf.ran_with_note(next(iter(manifests.values())))
+    print(f"{args.name} ({args.scale}{note}): {len(cells)} cells, {len(jobs)} runs, "
           f"launcher {args.launcher}")
-    out = LAUNCHERS.get(args.launcher)(jobs, mf.Group(manifests, owners), opts)
+    group = mf.Group(manifests, owners)
+    out = launch(jobs, group, opts)
+    group.save(runs_dir)  # the cells, also where every run had finished and nothing was submitted
+    where = "" if args.runs_dir is None else f" --runs-dir {args.runs_dir}"
     print(f"submitted {len(out.submitted)}, already finished {len(out.skipped)}, "
           f"failed {len(out.failed)}; `python -m ablations.status {args.name} --scale "
-          f"{args.scale}` shows progress")
+          f"{args.scale}{where}` shows progress")
     return 1 if out.failed else 0
 
 
 def _reject_invalid(jobs, device: bool) -> None:
     """Every run's config, data, weights (and device, where the jobs run here) before any
     job starts."""
+    from core.runs.checks import check_inputs, validate  # deferred: fast --help
 
     for j in jobs:
         validate(j.cfg)
@@ -119,6 +151,9 @@ def _reject_invalid(jobs, device: bool) -> None:
 
 
 def _preflight(args: argparse.Namespace, cells, runs_dir: str) -> int:
+    from ablations.launch import preflight  # deferred: fast --help
+    from ablations.launch.launchers import LAUNCHERS, LaunchOptions  # deferred: fast --help
+
     batch = args.preflight_batch or preflight.default_batch(cells)
     jobs, fulls = preflight.plan(cells, runs_dir, batch)
     opts = LaunchOptions(runs_dir=str(preflight.scratch(runs_dir)),

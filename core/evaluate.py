@@ -24,10 +24,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from omegaconf import OmegaConf
-
-from core.infra.cli import accuracies, entry
-from core.runs.evaluations import EVALS, evaluate_checkpoint, evaluation_config
+from core.infra.cli import accuracies, entry  # the rest is imported once the help is not asked
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,6 +32,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _evaluate(overrides: list[str], flags: set[str]) -> int:
+    from omegaconf import OmegaConf
+
+    from core.runs.evaluations import (  # deferred: fast --help
+        EVALS,
+        evaluate_checkpoint,
+        evaluation_config,
+    )
+
     cfg = evaluation_config(overrides)
     if "--cfg" in flags:
         print(OmegaConf.to_yaml(OmegaConf.structured(cfg)))

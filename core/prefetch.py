@@ -28,7 +28,7 @@ from core.offline.downloads import fetch_weights, preset_tags
 from core.offline.standin import write_world
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> Parser:
     p = Parser(prog="python -m core.prefetch", description=__doc__)
     p.add_argument("what", choices=["cifar10", "imagenette", "weights", "synthetic",
                                     "robustbench-ids"])
@@ -37,7 +37,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", default="full", choices=["full", "320px", "160px"])
     p.add_argument("--out", default=None, help="weights: write one state-dict file")
     p.add_argument("--all", action="store_true", help="weights: every preset's tag")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = parser()
     a = p.parse_intermixed_args(argv)
+    try:
+        return _fetch(p, a)
+    except OSError as e:  # offline, a proxy, a full disk: one line, not urllib's traceback
+        reason = str(getattr(e, "reason", None) or e.strerror or e).splitlines()[0]
+        print(f"error: {a.what} could not be fetched ({reason}): run this on a machine with "
+              "internet, then copy what it writes here", file=sys.stderr)
+        return 2
+
+
+def _fetch(p: argparse.ArgumentParser, a: argparse.Namespace) -> int:
     if a.what == "synthetic":
         return _synthetic(p, a)
     if a.what == "robustbench-ids":

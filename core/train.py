@@ -9,14 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from omegaconf import OmegaConf
-
-from core.config import run_id
-from core.config.compose import compose
-from core.infra.cli import accuracies, entry
-from core.runs.checks import check_inputs, validate
-from core.runs.cost import projected_seconds
-from core.runs.run import answers, choose_kernels, resolve_device, run, run_dir_of
+from core.infra.cli import accuracies, entry  # the rest is imported once the help is not asked
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,6 +17,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _train(overrides: list[str], flags: set[str]) -> int:
+    from omegaconf import OmegaConf
+
+    from core.config import run_id  # deferred: fast --help
+    from core.config.compose import compose  # deferred: fast --help
+    from core.runs.run import choose_kernels, run, run_dir_of  # deferred: fast --help
+
     cfg = compose(overrides)
     if "--cfg" in flags:
         print(OmegaConf.to_yaml(OmegaConf.structured(cfg)) + f"# run id: {run_id(cfg)}")
@@ -43,6 +42,10 @@ LONG_MINUTES = 10
 
 def _state_projection(cfg, always: bool = False) -> None:
     """Before a long run starts (its inputs checked first), say how long it should take."""
+    from core.runs.checks import check_inputs, validate  # deferred: fast --help
+    from core.runs.cost import projected_seconds  # deferred: fast --help
+    from core.runs.run import answers, resolve_device, run_dir_of  # deferred: fast --help
+
     validate(cfg)
     if answers(run_dir_of(cfg).read_result(), cfg):
         if always:

@@ -51,7 +51,7 @@ def metrics(run_dir: RunDir) -> dict | None:
     return None if r is None else {k: r[k] for k in r["metrics"] if k.endswith("_acc")}
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("name")
@@ -62,7 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reference", default="runs", help="runs folder of uninterrupted runs")
     p.add_argument("--runs-dir", default="runs_chaos")
     p.add_argument("--seed", type=int, default=0)
-    a = p.parse_intermixed_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parser().parse_intermixed_args(argv)
     rng = random.Random(a.seed)
     runs = Path(a.runs_dir)
 

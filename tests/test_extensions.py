@@ -81,7 +81,8 @@ def test_cost_reads_the_entries(extended, fast_cfg):
 def test_a_grid_with_them_reaches_the_tables_and_the_figure(extended, tmp_path, capsys,
                                                             monkeypatch):
     over = [*SHRINK, *OVERRIDES, f"runs_dir={tmp_path}"]
-    assert run_main(["main_table", "--scale", "tiny", "--dry-run", *over]) == 0
+    assert run_main(["main_table", "--scale", "tiny", "--dry-run", *over[:-1],
+                     "--runs-dir", str(tmp_path)]) == 0
     dry = capsys.readouterr().out
     assert "problems: 0" in dry and "minutes on this CPU" in dry
     ab = load_all().get("main_table")
@@ -107,6 +108,7 @@ def test_a_grid_with_them_reaches_the_tables_and_the_figure(extended, tmp_path, 
                                      "aa_acc", "pgd20x5_acc", "fgsm_acc", "robust_acc", "flags"]
     assert drawn == [["clean_acc", "pgd20_acc", "aa_acc", "fgsm_acc", "robust_acc"]]
     table = (results / "main_table.md").read_text()
+    assert table.startswith("# main_table: How accurate and robust is each model")  # its own
     assert "| model | natural | PGD-20 | AutoAttack | FGSM | worst case | seeds |" in table
     assert "natural, PGD-20 and FGSM on 16 test points; AutoAttack on the first 4" in table
     result = next(r for r in map(lambda j: j.run_dir.read_result(), jobs)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from ablations.grid.spec import Ablation
 from core.config import RunConfig, run_id
 from core.config.compose import compose_many
+from core.config.identity import runtime_dict
 
 
 @dataclass(frozen=True)
@@ -50,3 +51,14 @@ def expand(ab: Ablation, scale: str, seeds: int,
     cfgs = compose_many(overrides)
     return [Cell(ab.name, labels, seed, cfg, tuple(ov))
             for (labels, seed), cfg, ov in zip(specs, cfgs, overrides, strict=True)]
+
+
+def ran_with(cells: list[Cell], extra: list[str] | tuple[str, ...]) -> list[str]:
+    """The `extra` overrides that change what the cells are: those naming only where or how
+    fast they run (runs_dir=, data.root=, device=, threads=) do not set them apart."""
+    runtime = runtime_dict(cells[0].cfg) if cells else {}
+    return [o for o in extra if _key(o) not in runtime]  # a group (eval=quick) sets apart
+
+
+def _key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")

@@ -1,32 +1,54 @@
 """The record of a launched grid: cell -> run id -> job id -> log path.
 
-One file per (ablation, scale) under <runs_dir>/_grids/, written only by the launching
-process (atomically), never by jobs. Launching again merges into it.
+One file per (ablation, scale, ran-with overrides) under <runs_dir>/_grids/, written only by
+the launching process (atomically), never by jobs. Launching again with the same overrides
+merges into it; a launch with other overrides (`epochs=1 eval=quick`) gets a record of its
+own, so its cells are kept apart from the grid's and labelled "ran with ..." wherever they
+appear.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 from ablations.grid.cells import Cell
 from core.infra.atomic import write_json
+from core.infra.errors import UserError
 
 GRIDS = "_grids"
 
 
-def path(runs_dir: str | Path, ablation: str, scale: str) -> Path:
-    return Path(runs_dir) / GRIDS / f"{ablation}__{scale}.json"
+def path(runs_dir: str | Path, ablation: str, scale: str, ran_with: Sequence[str] = ()) -> Path:
+    tag = ""
+    if ran_with:  # the same overrides in any order are the same setting
+        tag = "__" + hashlib.sha256(" ".join(sorted(ran_with)).encode()).hexdigest()[:8]
+    return Path(runs_dir) / GRIDS / f"{ablation}__{scale}{tag}.json"
 
 
-def load(runs_dir: str | Path, ablation: str, scale: str) -> dict:
-    p = path(runs_dir, ablation, scale)
+def load(runs_dir: str | Path, ablation: str, scale: str,
+         ran_with: Sequence[str] = ()) -> dict:
+    p = path(runs_dir, ablation, scale, ran_with)
     if p.is_file():
-        return json.loads(p.read_text())
-    return {"ablation": ablation, "scale": scale, "cells": {}, "jobs": {}}
+        return _read(p)
+    return {"ablation": ablation, "scale": scale, "ran_with": list(ran_with), "cells": {},
+            "jobs": {}}
 
 
 def save(runs_dir: str | Path, manifest: dict) -> None:
-    write_json(path(runs_dir, manifest["ablation"], manifest["scale"]), manifest)
+    write_json(path(runs_dir, manifest["ablation"], manifest["scale"], ran_with(manifest)),
+               manifest)
+
+
+def ran_with(manifest: dict) -> list[str]:
+    """The overrides the grid was launched with that change what its cells are."""
+    return manifest.get("ran_with", [])
+
+
+def ran_with_note(manifest: dict) -> str:
+    """", ran with epochs=1 eval=quick" for a grid launched with overrides, else ""."""
+    return f", ran with {' '.join(ran_with(manifest))}" if ran_with(manifest) else ""
 
 
 def record_cells(manifest: dict, cells: list[Cell]) -> None:
@@ -81,5 +103,23 @@ class Group:
 
 
 def all_manifests(runs_dir: str | Path) -> list[dict]:
+    """Every grid record, by ablation, scale, then the grid's own before those ran with
+    overrides."""
     folder = Path(runs_dir) / GRIDS
-    return [json.loads(p.read_text()) for p in sorted(folder.glob("*__*.json"))]
+    found = [_read(p) for p in sorted(folder.glob("*__*.json"))]
+    return sorted(found, key=lambda m: (m["ablation"], m["scale"], ran_with(m)))
+
+
+def of_ablation(runs_dir: str | Path, ablation: str) -> list[dict]:
+    """The grid records of `ablation`: tiny then paper, each the grid's own first."""
+    order = {"tiny": 0, "paper": 1}
+    found = [m for m in all_manifests(runs_dir) if m["ablation"] == ablation]
+    return sorted(found, key=lambda m: (order.get(m["scale"], 2), ran_with(m)))
+
+
+def _read(p: Path) -> dict:
+    try:
+        return json.loads(p.read_text())
+    except ValueError as e:  # a truncated or hand-broken record: say which, never a traceback
+        raise UserError(f"the grid record {p} cannot be read ({e}): restore it, or remove it "
+                        "and launch the grid again (finished runs are not redone)") from None

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from ablations.launch.jobs import Job
 from core.infra.errors import UserError
 from core.models.sources import source_of, weights_missing
-from core.runs.checks import validate
+from core.runs.checks import check_writable, validate
 from core.runs.cost import data_facts, job_flops
 
 
@@ -31,6 +31,10 @@ def check(job: Job) -> JobCheck:
     data = data_facts(job.cfg.data.name, job.cfg.data.root, job.cfg.data.img_size)[0]
     if data:
         out.problems.append(data)
+    try:
+        check_writable(job.cfg.runs_dir)
+    except UserError as e:
+        out.problems.append(str(e))
     if source_of(job.cfg.model.source).needs(job.cfg) is None:  # else a job of the grid
         weights = weights_missing(job.cfg.model.source, job.cfg.runs_dir)
         if weights:

@@ -74,6 +74,7 @@ def debug(jobs: list[Job], group: mf.Group, opts: LaunchOptions) -> Launched:
     out = Launched(skipped=done)
     for j in left:
         group.record_job(j.run_id, "debug", "in-process", str(j.run_dir.log), j.what)
+        group.save(opts.runs_dir)
         out.submitted.append(j.run_id)
         try:
             opts.make_job(j, opts.threads)()

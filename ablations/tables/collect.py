@@ -15,6 +15,7 @@ from ablations.grid.spec import Ablation
 from ablations.tables.flags import run_flags
 from core.config import from_dict
 from core.evaluation import EVAL_ATTACKS, WORST_CASE, covers, metric_columns, worst_case
+from core.infra.errors import UserError
 from core.infra.provenance import machine_kind
 from core.infra.rundir import RunDir
 from core.runs.evaluations import evaluations
@@ -29,26 +30,30 @@ def metrics() -> list[str]:
 
 def id_columns() -> list[str]:
     subsets = [a.count_column for a in EVAL_ATTACKS.values() if a.limit]
-    return ["seed", "status", "run_id", "git_sha", "dirty", "machine", "n_eval", *subsets,
+    return ["seed", "status", "run_id", "git_sha", "dirty", "machine", "data", "n_eval", *subsets,
             "train_seconds", "images_per_s"]
 
 
+SETTING = ["scale", "ran_with"]  # a grid's own cells, or those launched with overrides
+
+
 def rows(ab: Ablation, runs_dir: Path) -> pd.DataFrame:
-    """Every cell of every launched grid of `ab` (all scales), in grid order."""
+    """Every cell of every launched grid of `ab` (all scales; the cells launched with
+    overrides apart, their `ran_with` column naming them), in grid order."""
     out = []
-    for scale in ("tiny", "paper"):
-        m = mf.load(runs_dir, ab.name, scale)
-        axes = list(ab.axes_for(scale))
+    for m in mf.of_ablation(runs_dir, ab.name):
+        scale, axes = m["scale"], list(ab.axes_for(m["scale"]))
         for order, (rid, cell) in enumerate(mf.ordered_cells(m)):
-            row = {"scale": scale, "order": order, **{a: cell["labels"].get(a) for a in axes},
+            row = {"scale": scale, "ran_with": " ".join(mf.ran_with(m)), "order": order,
+                   **{a: cell["labels"].get(a) for a in axes},
                    "seed": cell["seed"], "run_id": rid}
             row.update(_result_fields(RunDir.of(runs_dir, rid), cell.get("attacks")))
             out.append(row)
     df = pd.DataFrame(out)
     if df.empty:
         return df
-    cols = ["scale", *ab.all_axes(), *id_columns(), *metrics(), "flags"]
-    df = df.sort_values(["scale", "order"], kind="stable")
+    cols = [*SETTING, *ab.all_axes(), *id_columns(), *metrics(), "flags"]
+    df = df.sort_values([*SETTING, "order"], kind="stable")
     return df.reindex(columns=cols).reset_index(drop=True)
 
 
@@ -64,9 +69,9 @@ def _result_fields(run_dir: RunDir, attacks: list[str] | None) -> dict:
     asked_eval = dataclasses.replace(from_dict(r["config"]).eval, attacks=[a.name for a in entries])
     if r["status"] in FINISHED and not covers(r["metrics"], asked_eval, r["n_eval"]):
         return {"status": "missing"}  # for this grid: its evaluation is not finished (yet)
-    fields = {"status": r["status"], "git_sha": r["code"]["git_sha"][:10],
+    fields = {"status": r["status"], "git_sha": r["code"]["git_sha"],
               "dirty": r["code"]["dirty"], "machine": machine_kind(r.get("machine") or {}),
-              "n_eval": r["n_eval"],
+              "data": (r["config"].get("data") or {}).get("name"), "n_eval": r["n_eval"],
               "train_seconds": r.get("train_seconds"),
               "images_per_s": r.get("train_images_per_s")}
     for a in entries:
@@ -91,7 +96,7 @@ def evaluation_rows(runs_dir: Path) -> pd.DataFrame:
         row = {"eval_id": r["eval_id"], "source": r["source"], "sha256": r["weights"]["sha256"],
                "arch": cfg["model"]["arch"], "data": cfg["data"]["name"],
                "eps": cfg["attack"]["eps"], "seed": cfg["seed"], "n_eval": r["n_eval"],
-               "git_sha": r["code"]["git_sha"][:10], "dirty": r["code"]["dirty"]}
+               "git_sha": r["code"]["git_sha"], "dirty": r["code"]["dirty"]}
         row.update({a.count_column: r.get(a.count_column) for a in EVAL_ATTACKS.values()
                     if a.limit})
         row.update({m: r.get(m) for m in metrics()})
@@ -99,13 +104,47 @@ def evaluation_rows(runs_dir: Path) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def settings(df: pd.DataFrame) -> list[tuple[str, str]]:
+    """The (scale, ran_with) settings of a table, in its order."""
+    return list(dict.fromkeys(zip(df["scale"], df["ran_with"], strict=True)))
+
+
+def of_setting(df: pd.DataFrame, scale: str, ran_with: str) -> pd.DataFrame:
+    return df[(df["scale"] == scale) & (df["ran_with"] == ran_with)]
+
+
+def setting_name(scale: str, ran_with: str) -> str:
+    """"tiny", or "tiny, ran with epochs=1 eval=quick" for cells launched with overrides."""
+    return scale + (f", ran with {ran_with}" if ran_with else "")
+
+
+def setting_label(scale: str, ran_with: str) -> str:
+    """A heading: "tiny scale" or "tiny scale, ran with epochs=1 eval=quick"."""
+    return f"{scale} scale" + (f", ran with {ran_with}" if ran_with else "")
+
+
 def curves(run_dir: RunDir) -> pd.DataFrame | None:
-    return pd.read_csv(run_dir.curve) if run_dir.curve.is_file() else None
+    """The run's curve.csv (None: it has none); one that is not a curve is named, not drawn
+    as an empty line."""
+    if not run_dir.curve.is_file():
+        return None
+    try:
+        curve = pd.read_csv(run_dir.curve)
+    except (ValueError, pd.errors.ParserError) as e:
+        curve, why = None, str(e).splitlines()[0]
+    else:
+        why = None if "epoch" in curve and len(curve) else "no epoch column or no rows"
+        if why is None and not pd.api.types.is_numeric_dtype(curve["epoch"]):
+            why = "its epoch column is not numbers"
+    if why:
+        raise UserError(f"{run_dir.curve} is not a learning curve ({why}): restore it, or "
+                        "remove it (its run is then drawn without a curve)")
+    return curve
 
 
 def summary(df: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
     """Mean, std and n over seeds per cell, with how many runs diverged, failed or are missing."""
-    keys = ["scale", *axes]
+    keys = [*SETTING, *axes]
     out = []
     for key, group in df.groupby(keys, sort=False, dropna=False):
         row = dict(zip(keys, key, strict=True))

@@ -9,7 +9,17 @@ import pandas as pd
 
 from ablations.grid.spec import Ablation
 from ablations.questions import load_all
-from ablations.tables.collect import evaluation_rows, metrics, rows, summary
+from ablations.tables.collect import (
+    SETTING,
+    evaluation_rows,
+    metrics,
+    of_setting,
+    rows,
+    setting_label,
+    setting_name,
+    settings,
+    summary,
+)
 from ablations.tables.figures import ablation_figure, asked_metrics
 from ablations.tables.pages import Page
 from ablations.tables.verdicts import Verdict, judge, seeds_to_decide
@@ -41,7 +51,7 @@ def report_one(ab: Ablation, runs_dir: Path, out: Path) -> tuple[Page | None, li
 
 
 def _verdicts(ab: Ablation, df: pd.DataFrame) -> list[Verdict]:
-    return [judge(c, df, ab, scale) for scale in dict.fromkeys(df["scale"])
+    return [judge(c, df, ab, scale, ran_with) for scale, ran_with in settings(df)
             for c in ab.claims if scale in c.scales]
 
 
@@ -56,19 +66,20 @@ def _version_warnings(ab: Ablation, df: pd.DataFrame) -> list[str]:
     """Runs from several code versions in one table are reported, never mixed silently."""
     done = df[df["status"].isin(["done", "diverged"])]
     warnings = []
-    for scale, g in done.groupby("scale"):
+    for (scale, ran_with), g in done.groupby(SETTING):
+        where = setting_name(scale, ran_with)
         versions = g["git_sha"].fillna("unknown").value_counts()
         dirty = int(g["dirty"].fillna(False).astype(bool).sum())
         if len(versions) > 1:
             listed = ", ".join(f"{v} ({n} runs)" for v, n in versions.items())
-            warnings.append(f"{ab.name} ({scale}) mixes code versions: {listed}")
+            warnings.append(f"{ab.name} ({where}) mixes code versions: {listed}")
         if dirty:
-            warnings.append(f"{ab.name} ({scale}): {dirty} run(s) from a checkout with "
+            warnings.append(f"{ab.name} ({where}): {dirty} run(s) from a checkout with "
                             "uncommitted changes")
         kinds = g["machine"].fillna("unknown").value_counts()
         if len(kinds) > 1:  # float rounding differs between them: not one measurement
             listed = ", ".join(f"{k} ({n} runs)" for k, n in kinds.items())
-            warnings.append(f"{ab.name} ({scale}) mixes machine kinds: {listed}")
+            warnings.append(f"{ab.name} ({where}) mixes machine kinds: {listed}")
     return warnings
 
 
@@ -76,14 +87,17 @@ def main_table(df_rows: pd.DataFrame, ab: Ablation) -> tuple[str, str]:
     """Markdown and LaTeX: model x every attack the grid asked for (and the worst case), mean
     +- std over seeds, in %."""
     summ = summary(df_rows, ab.all_axes())
-    md, tex = ["# Main table", ""], []
-    for scale, g in summ.groupby("scale", sort=False):
-        scale_rows = df_rows[df_rows["scale"] == scale]
+    md, tex = [f"# {ab.name}: {ab.question}", "",
+               "Mean ± std over seeds, in % of the test points; the seeds column says how many.",
+               ""], []
+    for (scale, ran_with), g in summ.groupby(SETTING, sort=False):
+        scale_rows = of_setting(df_rows, scale, ran_with)
         cols, axis = asked_metrics(scale_rows), list(ab.axes_for(scale))[0]
         labels = [metric_label(c) for c in cols]
-        md += [f"## {scale} scale", "", f"| {axis} | " + " | ".join(labels) + " | seeds |",
+        heading = setting_label(scale, ran_with)
+        md += [f"## {heading}", "", f"| {axis} | " + " | ".join(labels) + " | seeds |",
                "|---|" + "---:|" * (len(cols) + 1)]
-        tex += [f"% {scale} scale", r"\begin{tabular}{l" + "r" * len(cols) + "}", r"\toprule",
+        tex += [f"% {heading}", r"\begin{tabular}{l" + "r" * len(cols) + "}", r"\toprule",
                 f"{axis.capitalize()} & " + " & ".join(labels) + r" \\", r"\midrule"]
         for _, r in g.iterrows():
             cells = [_pm(r, c) for c in cols]
@@ -177,7 +191,7 @@ def claims_md(all_verdicts: dict[str, list[Verdict]], warnings: list[str]) -> st
             spread = "–" if v.spread is None else f"{v.spread:.2f}"
             se = "–" if v.se is None else f"{v.se:.2f}"
             lines.append(f"| {c.id}: {c.text} ({', '.join(c.treatment)} vs {c.control}, "
-                         f"{c.direction}) | {v.scale} | {metric_label(c.metric)} | "
+                         f"{c.direction}) | {v.setting} | {metric_label(c.metric)} | "
                          f"{fmt(v.effect)} | {spread} | {se} | {v.n_pairs} | {v.seeds} | "
                          f"**{v.verdict}** | {seeds_to_decide(v)} | {v.note} |")
         lines.append("")

@@ -6,6 +6,7 @@ masked evaluation carries a red † (the flags are in the CSVs, the main table a
 """
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -15,9 +16,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ablations.grid.spec import Ablation
-from ablations.tables.collect import (
+from ablations.tables.collect import (  # noqa: E402
     curves,  # noqa: E402
     metrics,
+    of_setting,
+    setting_label,
+    settings,
 )
 from core.evaluation import EVAL_ATTACKS, NATURAL, attack_of, metric_label  # noqa: E402
 from core.infra.rundir import RunDir  # noqa: E402
@@ -144,20 +148,23 @@ def _curve_label(rows: pd.DataFrame, runs_dir: Path, column: str) -> str:
 
 def ablation_figure(ab: Ablation, rows: pd.DataFrame, summary: pd.DataFrame, runs_dir: Path,
                     path: Path) -> None:
-    scales = list(dict.fromkeys(rows["scale"]))
+    scales = settings(rows)
     panels = _panels(ab, rows)
     fig, axs = plt.subplots(len(scales), len(panels), squeeze=False,
                             figsize=(4.2 * len(panels) + 1.6 + 2.5 * (ab.figure == "table"),
                                      3.6 * len(scales)))
-    for i, scale in enumerate(scales):
-        axes, scale_rows = list(ab.axes_for(scale)), rows[rows["scale"] == scale]
+    for i, (scale, ran_with) in enumerate(scales):
+        axes, scale_rows = list(ab.axes_for(scale)), of_setting(rows, scale, ran_with)
+        scale_summary = of_setting(summary, scale, ran_with)
+        # a setting's overrides go on lines of their own: long ones would run into the next panel
+        where = "\n".join(textwrap.wrap(setting_label(scale, ran_with), 48))
+        sep = "\n" if ran_with else " "
         legend = False
         for k, (kind, metric) in enumerate(panels):
             ax = axs[i][k]
             if kind == "table":
-                metric_bars(ax, summary[summary["scale"] == scale], axes[0],
-                            asked_metrics(scale_rows))
-                ax.set_title(f"{scale} scale{_subsets(scale_rows)}", fontsize=10)
+                metric_bars(ax, scale_summary, axes[0], asked_metrics(scale_rows))
+                ax.set_title(f"{where}{_subsets(scale_rows)}", fontsize=10)
                 legend = True
                 continue
             if kind == "curve":
@@ -166,9 +173,9 @@ def ablation_figure(ab: Ablation, rows: pd.DataFrame, summary: pd.DataFrame, run
                 ax.set_ylabel(f"test {name} accuracy (%)")
                 legend = legend or k == 0
             else:
-                legend = bars(ax, summary[summary["scale"] == scale], axes, metric) or legend
+                legend = bars(ax, scale_summary, axes, metric) or legend
                 name = metric_label(metric)
-            ax.set_title(f"{name} ({scale} scale{_subset(scale_rows, metric)})", fontsize=10)
+            ax.set_title(f"{name}{sep}({where}{_subset(scale_rows, metric)})", fontsize=10)
         handles, labels = next((ax.get_legend_handles_labels() for ax in axs[i]
                                 if ax.get_legend_handles_labels()[0]), ([], []))
         if legend and handles:

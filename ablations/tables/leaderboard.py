@@ -16,6 +16,7 @@ from core.infra.errors import UserError
 from core.infra.rundir import RunDir
 from core.models import timm_kwargs
 from core.models.robustbench import (
+    BENCHMARKS,
     Benchmark,
     benchmark_of,
     fraction,
@@ -132,7 +133,12 @@ def _normalisation_note(pretrained: dict, bench: Benchmark) -> str:
 def export(a: argparse.Namespace) -> tuple[Path, Path]:
     runs_dir, out = Path(a.runs_dir), Path(a.out)
     run = finished_run(runs_dir, a.run_id)
-    bench = benchmark_of(run["config"]["data"]["name"])
+    data = run["config"]["data"]["name"]
+    if data not in BENCHMARKS:  # benchmark_of's fix (data=) is for a run yet to be launched
+        raise UserError(f"run {a.run_id} was trained on {data}, and {data} has no RobustBench "
+                        f"leaderboard ({', '.join(BENCHMARKS.names())} have one): export a run "
+                        "trained on one of them")
+    bench = benchmark_of(data)
     result = leaderboard_result(run, runs_dir, bench)
     weights = RunDir.of(runs_dir, a.run_id).weights
     state = torch.load(weights, map_location="cpu", weights_only=True)

@@ -1,6 +1,9 @@
 """results/index.html: the results as plain static pages (no server, no network, no script).
 
-index.html lists every question with its claims' verdicts; <name>.html shows the question's
+index.html answers "what did the paper claim and what did we find" at a glance: what ran
+(scale, data set, test points, code and its date, machine), every claim with the paper's
+number, ours with its uncertainty, the verdict and the rule behind it, and a legend; then each
+question's counts. <name>.html shows the question's
 figure, its summary table, each claim with its verdict and the seeds it would take, the
 flagged runs, and every run with its curve, config, provenance and log (copied under
 runs/<run-id>/, so the pages work wherever results/ is copied).
@@ -15,17 +18,30 @@ from pathlib import Path
 import pandas as pd
 
 from ablations.grid.spec import Ablation
-from ablations.tables.verdicts import Verdict, seeds_to_decide
+from ablations.tables.collect import curves, of_setting, setting_name, settings
+from ablations.tables.verdicts import Verdict, rule, seeds_to_decide
+from core.data.sets import DATASETS
 from core.evaluation import metric_label
 from core.infra.atomic import write_text
+from core.infra.provenance import commit_date
 from core.infra.rundir import RunDir
 
-STYLE = """body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
+STYLE = """body{font-family:sans-serif;max-width:1360px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:1em 0;font-size:13px}td,th{border:1px solid #ccc;
-padding:3px 6px;text-align:right}th{background:#f4f4f4}td:first-child,th:first-child{text-align:
-left}.flag{color:#b00}.ok{color:#070}img{max-width:100%}nav a{margin-right:1em}
-.supported{color:#070;font-weight:bold}.inconclusive{color:#a60}.notsupported{color:#b00;
-font-weight:bold}"""
+padding:3px 6px;text-align:left;vertical-align:top}th{background:#f4f4f4}
+td.num{text-align:right;white-space:nowrap}td.text{max-width:26em}
+.flag{color:#b00;max-width:22em}.ok{color:#070}img{max-width:100%}nav a{margin-right:1em}
+.supported{color:#070;font-weight:bold}.inconclusive{color:#a60}
+.notsupported{color:#b00;font-weight:bold}.legend{font-size:13px;color:#444;max-width:60em}
+figcaption{font-size:13px;color:#444}"""
+LEGEND = ("<p class=\"legend\">Accuracies are percent of the n test points named. An effect is "
+          "treatment minus control in percentage points, the mean over pairs of runs that share "
+          "every other setting and the seed, ± one SE (seed spread and test-set sampling "
+          "error). Each verdict says the rule that decided it. † marks a run a sanity check "
+          "flagged (a stronger attack above a weaker one, robust above natural accuracy, or "
+          "random restarts more than 2 points apart): a sign of a weak or masked evaluation. "
+          "In the figures, bars are means over seeds and error bars one standard deviation "
+          "over the seeds (n = seeds).</p>")
 
 
 @dataclass
@@ -53,15 +69,17 @@ def _verdict_rows(verdicts: list[Verdict]) -> str:
         c = v.claim
         fmt = lambda x: "–" if x is None else f"{x:+.2f}"  # noqa: E731
         rows.append(
-            f"<tr><td>{html.escape(c.id)}: {html.escape(c.text)}</td><td>{v.scale}</td>"
+            f"<tr><td class=\"text\">{html.escape(c.id)}: {html.escape(c.text)}</td>"
+            f"<td>{html.escape(v.setting)}</td>"
             f"<td>{html.escape(metric_label(c.metric))}</td><td>{fmt(v.effect)}</td>"
             f"<td>{'–' if v.se is None else f'{v.se:.2f}'}</td><td>{v.n_pairs}</td>"
             f"<td>{v.seeds}</td><td class=\"{_verdict_class(v)}\">{v.verdict}</td>"
-            f"<td>{seeds_to_decide(v)}</td><td>{html.escape(v.note)}</td></tr>")
+            f"<td>{seeds_to_decide(v)}</td><td class=\"text\">{html.escape(rule(c.direction))}"
+            f"</td><td class=\"text\">{html.escape(v.note)}</td></tr>")
     return ("<table><tr><th>claim</th><th>scale</th><th>metric</th><th>effect (pts)</th>"
             "<th>SE</th><th>pairs</th><th>seeds</th><th>verdict</th><th title=\"seeds for 2 SE "
             "at the target effect: with these test points / with unlimited ones\">seeds to "
-            "decide</th><th>notes</th></tr>"
+            "decide</th><th>rule</th><th>notes</th></tr>"
             + "".join(rows) + "</table>")
 
 
@@ -69,22 +87,27 @@ def _run_table(p: Page, out: Path) -> str:
     axes = p.ab.all_axes()
     metrics = [c for c in p.rows.columns if c.endswith("_acc") and p.rows[c].notna().any()]
     head = "".join(f"<th>{html.escape(h)}</th>" for h in
-                   ["run", "scale", *axes, "seed", "status", *map(metric_label, metrics),
+                   ["run", "scale", *axes, "seed", "status",
+                    *(f"{metric_label(m)} %" for m in metrics),
                     "flags", "files"])
     body = []
     for _, r in p.rows.iterrows():
         rid = r["run_id"]
-        cells = [f"<a id=\"{rid}\">{rid}</a>", r["scale"], *(r[a] for a in axes), r["seed"],
-                 r["status"], *(("–" if pd.isna(r[m]) else f"{100 * r[m]:.1f}") for m in metrics)]
+        cells = [f"<a id=\"{rid}\">{rid}</a>", setting_name(r["scale"], r["ran_with"]),
+                 *(r[a] for a in axes), r["seed"], r["status"],
+                 *(("–" if pd.isna(r[m]) else f"{100 * r[m]:.1f}") for m in metrics)]
         flags = r.get("flags") if isinstance(r.get("flags"), str) else ""
         files = " ".join(f"<a href=\"runs/{rid}/{f}\">{label}</a>" for f, label in RUN_FILES
                          if (out / "runs" / rid / f).is_file())
-        body.append("<tr>" + "".join(f"<td>{html.escape(str(c)) if i else c}</td>"
+        first_metric = len(cells) - len(metrics)
+        body.append("<tr>" + "".join((NUM if i >= first_metric else "<td>")
+                                     + f"{html.escape(str(c)) if i else c}</td>"
                                      for i, c in enumerate(cells))
                     + f"<td class=\"flag\">{html.escape(flags)}</td><td>{files}</td></tr>")
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
 
 
+NUM = "<td class=\"num\">"
 CURVE_PNG = "curve.png"
 RUN_FILES = ((CURVE_PNG, "curve"), (RunDir.config.name, "config"),
              (RunDir.result.name, "provenance"), (RunDir.log.name, "log"))
@@ -97,17 +120,96 @@ def ablation_page(p: Page, out: Path) -> str:
                  "<ul>" + "".join(f"<li><a href=\"#{r['run_id']}\">{r['run_id']}</a>: "
                                   f"<span class=\"flag\">{html.escape(r['flags'])}</span></li>"
                                   for _, r in flagged.iterrows()) + "</ul>")
-    summary = p.summary.to_html(index=False, float_format=lambda x: f"{x:.4f}", na_rep="–",
-                                border=0)
+    summary = _percent_summary(p.summary).to_html(index=False, na_rep="–", border=0)
     body = (f"<h1>{html.escape(name)}</h1><p>{html.escape(p.ab.question)}</p>"
-            f"<img src=\"figures/{name}.png\" alt=\"figure of {html.escape(name)}\">"
+            f"<figure><img src=\"figures/{name}.png\" alt=\"figure of {html.escape(name)}\">"
+            "<figcaption>Bars: mean over seeds; error bars: one standard deviation over the "
+            "seeds; red †: a run a sanity check flagged (Flags, below).</figcaption></figure>"
             f"<h2>Claims</h2>{_verdict_rows(p.verdicts)}"
-            f"<h2>Flags</h2>{flag_html}<h2>Summary over seeds</h2>"
+            f"{LEGEND}<h2>Flags</h2>{flag_html}<h2>Summary over seeds</h2>"
             f"<div style=\"overflow-x:auto\">{summary}</div>"
             f"<p>CSV: <a href=\"{name}.csv\">{name}.csv</a>, "
             f"<a href=\"{name}_summary.csv\">{name}_summary.csv</a></p>"
             f"<h2>Runs</h2>{_run_table(p, out)}")
     return _doc(name, body)
+
+
+def _percent_summary(summary: pd.DataFrame) -> pd.DataFrame:
+    """Each metric a grid asked for as one column 'mean ± std (seeds)' in percent; the
+    settings first, the run counts last."""
+    means = [c for c in summary.columns if c.endswith("_acc_mean")]
+    metric_cols = {c for m in means for c in (m, m.replace("_mean", "_std"),
+                                               m.replace("_mean", "_n"))}
+    keys = [c for c in summary.columns if c not in metric_cols and not c.startswith("n_")]
+    out = summary[keys].copy()
+    for m in means:
+        col, mean = m[:-len("_mean")], summary[m]
+        if mean.isna().all():  # an attack this grid does not ask for
+            continue
+        std, n = summary[f"{col}_std"], summary[f"{col}_n"]
+        out[f"{metric_label(col)} %, mean ± std (seeds)"] = [
+            "–" if pd.isna(a) else f"{100 * a:.1f}" + ("" if pd.isna(d) else f" ± {100 * d:.1f}")
+            + f" ({int(k)})" for a, d, k in zip(mean, std, n, strict=True)]
+    for c in summary.columns:
+        if c.startswith("n_") and c not in metric_cols:
+            out[c] = summary[c]
+    return out
+
+
+def _facts(pages: list[Page]) -> str:
+    """What ran: per setting its data set, test points, code (and its date) and machines."""
+    rows = pd.concat([p.rows for p in pages if not p.rows.empty], ignore_index=True)
+    done = rows[rows["status"].isin(["done", "diverged"])]
+    lines = []
+    for scale, ran_with in settings(done):
+        d = of_setting(done, scale, ran_with)
+        runs = d.drop_duplicates("run_id")
+        data = ", ".join(_data_label(n) for n in sorted(runs["data"].dropna().unique()))
+        n_eval = "/".join(str(int(n)) for n in sorted(runs["n_eval"].dropna().unique()))
+        shas = sorted(runs["git_sha"].dropna().unique())
+        code = ", ".join(f"{sha[:7]} ({commit_date(sha) or 'date unknown'})" for sha in shas)
+        dirty = " (some from modified code)" if runs["dirty"].astype(str).eq("True").any() else ""
+        machines = "; ".join(sorted(runs["machine"].dropna().unique()))
+        lines.append(f"<tr><td>{html.escape(setting_name(scale, ran_with))}</td>"
+                     f"<td>{html.escape(data)}</td><td>{html.escape(n_eval)}</td>"
+                     f"<td>{len(runs)}</td><td>{html.escape(code + dirty)}</td>"
+                     f"<td>{html.escape(machines)}</td></tr>")
+    return ("<table class=\"facts\"><tr><th>scale</th><th>data set</th><th>test points n</th>"
+            "<th>finished runs</th><th>code (commit date)</th><th>machine</th></tr>"
+            + "".join(lines) + "</table>")
+
+
+def _data_label(name: str) -> str:
+    sizes = DATASETS.get(name).sizes if name in DATASETS else None
+    return name if sizes is None else f"{name} ({sizes[0]:,} train / {sizes[1]:,} test images)"
+
+
+def _paper_says(v: Verdict) -> str:
+    c = v.claim
+    size = "" if c.size is None else f" ({'-' if c.direction == '-' else '+'}{c.size:g} pts)"
+    return f"{c.text}{size}"
+
+
+def _ours(v: Verdict) -> str:
+    if v.effect is None:
+        return "no complete pair"
+    return f"{v.effect:+.1f} ± {v.se:.1f} pts ({v.n_pairs} pairs, {v.seeds} seeds)"
+
+
+def _claims_at_a_glance(pages: list[Page]) -> str:
+    rows = []
+    for p in pages:
+        for v in p.verdicts:
+            rows.append(f"<tr><td><a href=\"{p.ab.name}.html\">{html.escape(p.ab.name)}</a> "
+                        f"{html.escape(v.claim.id)}</td><td>{html.escape(v.setting)}</td>"
+                        f"<td class=\"text\">{html.escape(_paper_says(v))}</td>"
+                        f"<td>{html.escape(metric_label(v.claim.metric))}</td>"
+                        f"<td class=\"num\">{html.escape(_ours(v))}</td>"
+                        f"<td class=\"{_verdict_class(v)}\">{v.verdict}</td>"
+                        f"<td class=\"text\">{html.escape(rule(v.claim.direction))}</td></tr>")
+    return ("<table><tr><th>claim</th><th>scale</th><th>the paper</th><th>metric</th>"
+            "<th>ours: effect ± SE</th><th>verdict</th><th>rule</th></tr>" + "".join(rows)
+            + "</table>")
 
 
 def index_page(pages: list[Page], warnings: list[str]) -> str:
@@ -117,16 +219,21 @@ def index_page(pages: list[Page], warnings: list[str]) -> str:
         for v in p.verdicts:
             counts[v.verdict] = counts.get(v.verdict, 0) + 1
         n_flagged = int((p.rows.get("flags", pd.Series(dtype=str)).fillna("") != "").sum())
+        where = "; ".join(setting_name(*s) for s in settings(p.rows))
         items.append(f"<tr><td><a href=\"{p.ab.name}.html\">{html.escape(p.ab.name)}</a></td>"
-                     f"<td>{html.escape(p.ab.question)}</td><td>{len(p.rows)}</td>"
+                     f"<td class=\"text\">{html.escape(p.ab.question)}</td>"
+                     f"<td>{html.escape(where)}</td><td>{len(p.rows)}</td>"
                      f"<td>{', '.join(f'{n} {k}' for k, n in sorted(counts.items()))}</td>"
                      f"<td class=\"{'flag' if n_flagged else 'ok'}\">{n_flagged}</td></tr>")
     warn = "".join(f"<li>{html.escape(w)}</li>" for w in warnings)
-    body = ("<h1>vitadv results</h1><p>Every table, figure and verdict here was written by "
-            "<code>python -m ablations.report</code> from the run folders.</p>"
+    body = ("<h1>vitadv results</h1><p>Mo et al. 2022, <i>When Adversarial Training Meets "
+            "Vision Transformers</i>, asked again. Every table, figure and verdict here was "
+            "written by <code>python -m ablations.report</code> from the run folders.</p>"
+            f"<h2>What ran</h2>{_facts(pages)}"
             + (f"<h2>Warnings</h2><ul>{warn}</ul>" if warn else "")
-            + "<table><tr><th>question</th><th></th><th>runs</th><th>claims</th>"
-              "<th>flagged runs</th></tr>" + "".join(items) + "</table>")
+            + f"<h2>The paper's claims and what we found</h2>{LEGEND}{_claims_at_a_glance(pages)}"
+            + "<h2>Questions</h2><table><tr><th>question</th><th></th><th>scale</th><th>runs"
+              "</th><th>claims</th><th>flagged runs</th></tr>" + "".join(items) + "</table>")
     return _doc("vitadv results", body)
 
 
@@ -147,8 +254,8 @@ def _curve_png(run_dir: RunDir, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(4, 2.6))
-    if run_dir.curve.is_file():
-        curve = pd.read_csv(run_dir.curve)
+    curve = curves(run_dir)
+    if curve is not None:
         for col, label in (("test_clean_acc", "natural"), ("test_robust_acc", "robust"),
                            ("train_acc", "train")):
             if col in curve:

@@ -13,12 +13,14 @@ missing runs leave their pairs out, and the note says how many.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
 import pandas as pd
 
 from ablations.grid.spec import Ablation, Claim
+from ablations.tables.collect import of_setting, setting_name
 from core.evaluation import attack_of
 
 FINISHED = ("done", "diverged")
@@ -38,12 +40,19 @@ class Verdict:
     seeds_needed: int | None = None   # to resolve the target effect at 2 SE, these test points
     seeds_floor: int | None = None    # the same with unlimited test points (seed spread only)
     target: float | None = None       # the effect to resolve: the paper's size, else measured
+    ran_with: str = ""                # the launch overrides of the cells judged (none: "")
+
+    @property
+    def setting(self) -> str:
+        return setting_name(self.scale, self.ran_with)
 
 
-def judge(claim: Claim, df: pd.DataFrame, ab: Ablation, scale: str) -> Verdict:
+def judge(claim: Claim, df: pd.DataFrame, ab: Ablation, scale: str,
+          ran_with: str = "") -> Verdict:
+    """The claim on the cells of one setting: a scale, and the overrides they ran with."""
     axes = list(ab.axes_for(scale))
     others = [a for a in axes if a != claim.axis]
-    data = df[df["scale"] == scale]
+    data = of_setting(df, scale, ran_with)
     if claim.groups:
         in_group = pd.Series(False, index=data.index)
         for a in others:
@@ -66,7 +75,8 @@ def judge(claim: Claim, df: pd.DataFrame, ab: Ablation, scale: str) -> Verdict:
             diverged += (row["status"] == "diverged") + (ctl["status"] == "diverged")
             seeds.add(key[-1] if isinstance(key, tuple) else key)
     verdict = _verdict(claim, scale, diffs, test_var, incomplete, diverged)
-    return _with_seeds_needed(verdict, len(seeds), test_var)
+    return dataclasses.replace(_with_seeds_needed(verdict, len(seeds), test_var),
+                               ran_with=ran_with)
 
 
 def _n_for(row: pd.Series, metric: str) -> int:
@@ -112,6 +122,16 @@ def _with_seeds_needed(v: Verdict, seeds: int, test_var: list[float]) -> Verdict
     v.seeds_needed = needed(v.spread**2 + sum(test_var) / len(test_var))
     v.seeds_floor = needed(v.spread**2)
     return v
+
+
+def rule(direction: str) -> str:
+    """The rule `_decide` applies, in words, for the pages."""
+    if direction == "<=":
+        return "supported if effect <= 0; not supported if > +2 SE; else inconclusive"
+    sign = "+" if direction == "+" else "-"
+    other = "-" if direction == "+" else "+"
+    return (f"supported if beyond {sign}2 SE; not supported if beyond {other}2 SE; "
+            "else inconclusive")
 
 
 def _decide(direction: str, mean: float, se: float) -> str:

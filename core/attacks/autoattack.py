@@ -35,6 +35,8 @@ def autoattack_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: 
     from pyautoattack import AutoAttack
 
     state = _load_state(state_path, len(y))
+    with torch.no_grad():
+        classes = model(x[:1].to(device)).shape[1]
     devices = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         for chunk in chunks.unique().tolist():
@@ -42,6 +44,7 @@ def autoattack_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: 
             aa = AutoAttack(model, norm="Linf", eps=eps, version="standard",
                             seed=derive_seed(seed, "autoattack", chunk) % 2**31, device=device)
             aa.logger = log
+            fit_to_classes(aa, classes)
             for name in list(aa.attacks_to_run):
                 key = f"{chunk}:{name}"
                 if key in state["done"]:
@@ -56,6 +59,32 @@ def autoattack_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: 
                 if on_attack:
                     on_attack(name, state["robust"].float().mean().item())
     return state["robust"]
+
+
+DLR_TARGETED_CLASSES = 4  # APGD-T's targeted DLR loss reads the fourth-largest logit
+STANDARD_TARGETS = 9      # the standard version's target classes for APGD-T and FAB-T
+
+
+def target_classes(classes: int) -> int:
+    """min(9, classes - 1): there are no more wrong classes to target."""
+    return min(STANDARD_TARGETS, classes - 1)
+
+
+def settings(classes: int) -> dict[str, int]:
+    """What AutoAttack runs with on `classes` classes, for the result."""
+    return {"aa_target_classes": target_classes(classes),
+            "aa_apgd_t": int(classes >= DLR_TARGETED_CLASSES)}
+
+
+def fit_to_classes(aa, classes: int) -> None:
+    """Standard AutoAttack on fewer than 10 classes: APGD-T and FAB-T take min(9, classes - 1)
+    target classes, and below 4 classes APGD-T, whose loss needs 4 logits, is left out
+    (APGD-CE, FAB-T and Square still run). 10 or more classes: the standard attack unchanged."""
+    aa.apgd_targeted.n_target_classes = aa.fab.n_target_classes = target_classes(classes)
+    if not settings(classes)["aa_apgd_t"]:
+        aa.attacks_to_run = [a for a in aa.attacks_to_run if a != "apgd-t"]
+
+
 def _load_state(path: Path | None, n: int) -> dict:
     if path is not None and path.is_file():
         d = json.loads(path.read_text())

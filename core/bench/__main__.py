@@ -29,8 +29,7 @@ from core.infra.cli import Parser
 from core.infra.kernels import pin
 
 
-def main(argv: list[str] | None = None) -> int:
-    pin()  # the runs' CPU kernels, before the first one
+def parser() -> Parser:
     p = Parser(prog="python -m core.bench", description=__doc__)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--model", default="vit_micro", help="a model preset (default: tiny ViT)")
@@ -41,7 +40,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--images", type=int, default=300, help="JPEGs for --data")
     p.add_argument("overrides", nargs="*",
                    help="hydra overrides for the tiny model's configs (e.g. epochs=2 runs_dir=x)")
-    a = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    pin()  # the runs' CPU kernels, before the first one
+    a = parser().parse_args(argv)
     if a.data:
         for k, v in bench_data(a.images).items():
             print(f"{k}: {v:.1f}", flush=True)

@@ -11,9 +11,9 @@ the demand below needs.
 
 The demand is an estimate, not a measurement: PGD-5 AT of ViT-B/16 at 224 costs about
 6 x 3 x 17.6 GFLOP per image (5 attack steps and the update, each a forward and a backward),
-and an H100 at 28% of its 989 TFLOP/s dense bf16 gives about 870 images/s. Where the CPU
-cannot keep up, decode on the GPU (torchvision.io.decode_jpeg(device='cuda'), nvJPEG) or with
-NVIDIA DALI.
+and an H100 at 28% of its 989.4 TFLOP/s dense bf16 (core.runs.gpus) gives about 870
+images/s. Where the CPU cannot keep up, decode on the GPU
+(torchvision.io.decode_jpeg(device='cuda'), nvJPEG) or with NVIDIA DALI.
 """
 from __future__ import annotations
 
@@ -25,16 +25,15 @@ from pathlib import Path
 import torch
 
 from core.data.images import FolderImages
+from core.runs.gpus import GPUS
 
 JPEG_SIZE = (500, 375)           # ImageNet's average image (width, height)
 VIT_B_GFLOP = 17.6               # forward pass of ViT-B/16 at 224
 PASSES = 6 * 3                   # PGD-5 + the update, each forward + backward (about 3x)
-H100_BF16_TFLOPS = 989.0
-MFU = 0.28                       # a typical fraction of peak for ViT training
 
 
 def demand_images_per_s() -> float:
-    return H100_BF16_TFLOPS * 1e3 * MFU / (VIT_B_GFLOP * PASSES)
+    return GPUS.get("h100").flops_per_s("bf16") / 1e9 / (VIT_B_GFLOP * PASSES)
 
 
 def write_jpegs(folder: Path, n: int) -> None:

@@ -59,7 +59,14 @@ def ids_file(data: DataCfg) -> Path | None:
     return next((Path(c) for c in candidates if c and Path(c).is_file()), None)
 
 
+# RobustBench's list names ImageNet val/ files; an ImageFolder may hold that tree too
+ID_DATA = ("imagenet", "imagefolder")
+
+
 def _ids_missing(data: DataCfg) -> str | None:
+    if data.name not in ID_DATA:  # no list would help: say so before asking for one
+        return (f"eval.points=robustbench picks RobustBench's ImageNet test images, which "
+                f"data={data.name} does not hold: use eval.points=shuffled, or data=imagenet")
     return None if ids_file(data) is not None else (
         f"RobustBench's ImageNet test ids ({IDS_FILE}) are not here: looked in ${IDS_ENV}, "
         f"{root_of(data)} and an installed robustbench; get them with `python -m "

@@ -173,9 +173,27 @@ def _require(problem: str | None) -> None:
 
 
 def _split_folders_missing(root: Path, what: str) -> str | None:
-    if (root / "train").is_dir() and (root / "val").is_dir():
-        return None
-    return f"{what} not found: {root} needs train/<class>/ and val/<class>/; set data.root=DIR"
+    if not ((root / "train").is_dir() and (root / "val").is_dir()):
+        return (f"{what} not found: {root} needs train/<class>/ and val/<class>/; "
+                "set data.root=DIR")
+    for split in ("train", "val"):
+        classes = [p for p in (root / split).iterdir() if p.is_dir()]
+        if not classes:
+            return (f"{what}: {root / split} holds no class folder; put each class's images "
+                    f"in {split}/<class>/")
+        empty = next((c for c in classes if not _has_image(c)), None)
+        if empty is not None:  # torchvision refuses the whole folder, after any pretraining
+            return (f"{what}: class folder {empty} holds no image torchvision reads; add its "
+                    "images or remove the folder")
+    return None
+
+
+def _has_image(folder: Path) -> bool:
+    """Whether a class folder holds an image torchvision reads (stops at the first: cheap
+    for ImageNet's 1,000 folders)."""
+    from torchvision.datasets.folder import IMG_EXTENSIONS  # torchvision's own list
+
+    return any(f.name.lower().endswith(IMG_EXTENSIONS) for f in folder.rglob("*"))
 
 
 def _imagefolder_missing(root: Path) -> str | None:
@@ -200,7 +218,10 @@ def imagenet(root: Path, size: int) -> Splits:
 
 
 def _folder_splits(root: Path, size: int, what: str) -> Splits:
-    train, test = FolderImages(root / "train", size), FolderImages(root / "val", size)
+    try:
+        train, test = FolderImages(root / "train", size), FolderImages(root / "val", size)
+    except FileNotFoundError as e:  # torchvision's: a class folder without a single image
+        raise DataNotFoundError(f"{what} at {root}: {e}") from None
     if train.folder.classes != test.folder.classes:
         raise DataNotFoundError(f"{root}: train/ and val/ have different class folders; "
                                 "give both the same class folders")

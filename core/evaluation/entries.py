@@ -10,6 +10,7 @@ from torch import nn
 
 from core.attacks import PGD, START, cross_entropy, cw_margin, pgd_eval
 from core.attacks.autoattack import autoattack_correct
+from core.attacks.autoattack import settings as aa_settings
 from core.evaluation.suite import NATURAL, EvalAttack, EvalContext, batches, register
 from core.infra.seeding import generator
 
@@ -96,7 +97,7 @@ register(_pgd("pgd100", "PGD-100", 100, _ce, stronger_than=("pgd20",)))
 # about 6000 passes per example: APGD-CE and APGD-T (9 targets) at 100 steps, FAB-T, Square
 # 5000 queries, each on the examples still robust (about half at the paper's accuracies)
 register(EvalAttack("aa", "AutoAttack", aa_correct, passes=6000, limit="n_aa",
-                    stronger_than=("pgd20", "cw20", "pgd100")))
+                    stronger_than=("pgd20", "cw20", "pgd100"), settings=aa_settings))
 register(EvalAttack("pgd20x5", "PGD-20 x5 restarts", functools.partial(
     restarts_correct, name="pgd20", steps=20, restarts=5), passes=5 * 41,
     stronger_than=("pgd20",)))

@@ -75,6 +75,8 @@ class EvalAttack:
     passes: float
     limit: str | None = None
     stronger_than: tuple[str, ...] = ()
+    # what it runs with on K classes ({"aa_target_classes": 7} for 8), recorded in the result
+    settings: Callable[[int], dict[str, int]] | None = None
 
     @property
     def column(self) -> str:
@@ -156,6 +158,12 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attacks: list[s
     x are [0,1] images on the CPU; each attack sees its own first `points` of them. Each
     finished attack's flags are kept in the run folder (ctx.state).
     """
+    with eval_mode(model):  # drop path and dropout are training noise, for every attack
+        return _evaluate(model, x, y, attacks, ctx)
+
+
+def _evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attacks: list[str],
+              ctx: EvalContext) -> dict:
     flags: dict[str, torch.Tensor] = {}
     for name in attacks:
         attack = EVAL_ATTACKS.get(name)
@@ -166,7 +174,16 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attacks: list[s
             if ctx.state and ctx.world.main:
                 write_json(ctx.state.eval_flags(name), {"correct": flags[name].tolist()})
         log.info("%s accuracy %.4f on %d examples", name, robust(flags[name]).float().mean(), n)
-    return summarise(flags)
+    metrics = summarise(flags)
+    for attack in (EVAL_ATTACKS.get(name) for name in attacks):
+        if attack.settings:
+            metrics.update(attack.settings(_classes(model, x, ctx)))
+    return metrics
+
+
+def _classes(model: nn.Module, x: torch.Tensor, ctx: EvalContext) -> int:
+    with eval_mode(model), torch.no_grad():
+        return model(x[:1].to(ctx.device)).shape[1]
 
 
 def _sharded(attack: EvalAttack, model: nn.Module, x: torch.Tensor, y: torch.Tensor,

@@ -23,16 +23,38 @@ def entry(doc: str, argv: list[str] | None, flags: tuple[str, ...],
 
 
 def accuracies(result: dict) -> str:
-    """`clean_acc=0.8861  pgd20_acc=...` of a result, for a closing line."""
-    return "  ".join(f"{k}={result[k]:.4f}" for k in result["metrics"] if k.endswith("_acc"))
+    """`clean 88.6%  pgd20 54.7%  ... (n=360)` of a result, for a closing line: percent, as
+    every table shows them, on the n test points they were measured on."""
+    shown = "  ".join(f"{k[:-len('_acc')]} {100 * result[k]:.1f}%" for k in result["metrics"]
+                      if k.endswith("_acc"))
+    return shown + (f" (n={result['n_eval']})" if result.get("n_eval") else "")
+
+
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """The module docstring's layout, and every option's default where it has one."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default not in (None, False, argparse.SUPPRESS) and "default" not in text:
+            text += " (default: %(default)s)"
+        return text
 
 
 class Parser(argparse.ArgumentParser):
     """argparse whose bad input is one line, `error: ...`, exit code 2 (argparse's own prints
-    the whole usage block first); the help keeps the module docstring's layout."""
+    the whole usage block first); the help keeps the module docstring's layout and shows
+    defaults."""
 
     def __init__(self, **kwargs) -> None:
-        super().__init__(formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs)
+        super().__init__(formatter_class=_Help, **kwargs)
 
     def error(self, message: str):
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
+def runs_dir_flag(p: argparse.ArgumentParser, what: str, default: str | None = None) -> None:
+    """The runs folder, spelt the same in every ablations entry (core.train's config field
+    runs_dir= is what it sets)."""
+    p.add_argument("--runs-dir", default=default, metavar="DIR",
+                   help=f"{what} (default: runs, or the config's runs_dir)" if default is None
+                   else what)

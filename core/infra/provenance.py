@@ -16,19 +16,27 @@ PACKAGES = ("torch", "torchvision", "timm", "pyautoattack", "hydra-core", "submi
 REPO = Path(__file__).resolve().parents[2]  # core/infra/provenance.py -> the checkout
 
 
+def _git(*args: str) -> str | None:
+    try:
+        return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True,
+                              text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
 @functools.cache
 def code_version() -> dict:
     """git SHA of the checkout and whether tracked files differ from it."""
-    def git(*args: str) -> str | None:
-        try:
-            return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True,
-                                  text=True, timeout=10, check=True).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return None
-
-    sha = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain", "--untracked-files=no")
+    sha = _git("rev-parse", "HEAD")
+    status = _git("status", "--porcelain", "--untracked-files=no")
     return {"git_sha": sha or "unknown", "dirty": bool(status) if status is not None else None}
+
+
+@functools.cache
+def commit_date(sha: str) -> str | None:
+    """The commit's date (YYYY-MM-DD, committer's), where this checkout knows the commit: a
+    fact of the commit, so a report rebuilt later says the same."""
+    return _git("show", "-s", "--format=%cs", f"{sha}^{{commit}}") or None
 
 
 def package_versions() -> dict:

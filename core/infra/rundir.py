@@ -18,6 +18,7 @@ import json
 from pathlib import Path
 
 from core.infra.atomic import write_json
+from core.infra.errors import UserError
 
 
 class _File:
@@ -86,7 +87,13 @@ class RunDir:
         return self
 
     def read_result(self) -> dict | None:
-        return json.loads(self.result.read_text()) if self.result.is_file() else None
+        if not self.result.is_file():
+            return None
+        try:
+            return json.loads(self.result.read_text())
+        except ValueError as e:  # written atomically, so only damage from outside does this
+            raise UserError(f"{self.result} cannot be read ({e}): remove it (the run then "
+                            "finishes again from its checkpoint)") from None
 
     def write_result(self, result: dict) -> None:
         write_json(self.result, result)

@@ -69,6 +69,7 @@ def _create_with_weights(cfg: ModelCfg, kwargs: dict, family: Family,
     """Let timm load the weights (its filters resize Swin's bias tables; it re-initialises the
     head when the class count differs), after fitting the patch kernel and the position grid
     our way."""
+    _check_is_of(cfg.arch, kwargs, weights)
     patch = kwargs["patch_size"]
     sd = adapt_patch_kernel(weights.state_dict, (patch, patch), cfg.kernel_adapt)
     sd = _fit_pos_embed(cfg, kwargs, sd)
@@ -81,6 +82,19 @@ def _create_with_weights(cfg: ModelCfg, kwargs: dict, family: Family,
     except RuntimeError as e:
         first = str(e).strip().splitlines()[0]
         raise ConfigError(f"weights {weights.resolved} do not fit {cfg.arch}: {first}") from None
+
+
+def _check_is_of(arch: str, kwargs: dict, weights: Weights) -> None:
+    """Weights of another architecture (ConViT's into a ViT, Swin's into a ViT) lack tensors
+    the model has; say so before the kernel and grid fitting fail on them half-way."""
+    head = classifier_of(arch) + "."
+    body = [k for k in meta_model(arch, **kwargs).state_dict() if not k.startswith(head)]
+    missing = [k for k in body if k not in weights.state_dict]
+    if missing:
+        raise ConfigError(f"weights {weights.resolved} do not fit {arch}: they are not {arch} "
+                          f"weights ({len(missing)} of its {len(body)} tensors are not in "
+                          f"them, first: {missing[0]}); give weights of a {arch} "
+                          "(model.source=)")
 
 
 def _fit_pos_embed(cfg: ModelCfg, kwargs: dict, state_dict: dict) -> dict:

@@ -164,4 +164,5 @@ def check_writable(runs_dir: str) -> None:
     existing = next(p for p in [path, *path.parents] if p.exists())
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
         raise UserError(f"runs_dir={runs_dir} cannot be written here ({existing} is not a "
-                        "writable folder); set runs_dir=DIR")
+                        "writable folder); give a folder you can write: runs_dir=DIR to "
+                        "core.train, --runs-dir DIR to ablations.run")

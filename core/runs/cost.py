@@ -5,6 +5,8 @@ is a forward and an input-gradient backward (2F), a weight update 3F, so a PGD-k
 (2k + 3)F per image, plus what the objective adds (its `extra_passes`); each evaluation
 attack says its own passes per example (core.evaluation). A run's cost includes the runs its
 weight source needs first (the clean pretraining of `pretrain`) unless they are finished.
+Training and evaluation are kept apart: on a GPU they run at different precisions
+(core.runs.gpus).
 """
 from __future__ import annotations
 
@@ -23,11 +25,11 @@ from core.infra.errors import UserError
 from core.infra.rundir import RunDir
 from core.models import timm_kwargs
 from core.models.sources import source_of
+from core.runs.gpus import GPUS, UTILISATION, gpu_named
 from core.training.objectives import objective_of
 
 UNKNOWN_SIZES = (10000, 1000)  # (train, test) images of a data set that is not here to count
 CURVE_PASSES = 42              # per curve point and epoch: natural + PGD-20
-ASSUMED_GPU_TFLOPS = 300.0     # sustained bf16 on an H100-class GPU, for estimates only
 
 
 @functools.cache
@@ -52,6 +54,11 @@ def passes_per_image(cfg: RunConfig) -> float:
 
 
 def job_flops(cfg: RunConfig) -> float:
+    return sum(job_flops_parts(cfg))
+
+
+def job_flops_parts(cfg: RunConfig) -> tuple[float, float]:
+    """(training, evaluation) FLOPs of `cfg` alone; the per-epoch curve is evaluation."""
     img = cfg.model.img_size or cfg.data.img_size
     f = forward_flops(cfg.model.arch, img, cfg.model.patch_size, cfg.model.window_size)
     n_train, n_test = data_facts(cfg.data.name, cfg.data.root, cfg.data.img_size)[1]
@@ -62,7 +69,7 @@ def job_flops(cfg: RunConfig) -> float:
     n_eval = min(cfg.eval.n or n_test, n_test)
     evals = sum(a.passes * a.points(cfg.eval, n_eval)
                 for a in map(EVAL_ATTACKS.get, cfg.eval.attacks))
-    return train + curve + evals * f
+    return train, curve + evals * f
 
 
 @functools.cache
@@ -99,20 +106,37 @@ def cpu_flops_per_s(threads: int = 1) -> float:
     return 128 * 2 * forward_flops("vitadv_vit_micro", 16, None, None) / seconds
 
 
-def total_flops(cfg: RunConfig) -> float:
-    """`cfg`'s FLOPs plus those of every unfinished run it needs first."""
-
-    flops = job_flops(cfg)
+def needed_runs(cfg: RunConfig) -> list[RunConfig]:
+    """`cfg` and every unfinished run it needs first, needed ones first."""
     needed = source_of(cfg.model.source).needs(cfg)
     if needed is not None and RunDir.of(needed.runs_dir, run_id(needed)).read_result() is None:
-        flops += total_flops(needed)
-    return flops
+        return [*needed_runs(needed), cfg]
+    return [cfg]
+
+
+def total_flops(cfg: RunConfig) -> float:
+    """`cfg`'s FLOPs plus those of every unfinished run it needs first."""
+    return sum(job_flops(c) for c in needed_runs(cfg))
+
+
+def gpu_seconds(cfg: RunConfig, gpu: str, utilisation: float = UTILISATION
+                ) -> tuple[float, float]:
+    """(training, evaluation) seconds of `cfg` alone on `gpu`: training at its precision,
+    evaluation in FP32."""
+    g = GPUS.get(gpu)
+    train, evaluation = job_flops_parts(cfg)
+    return (train / g.flops_per_s(cfg.precision, utilisation),
+            evaluation / g.flops_per_s("fp32", utilisation))
 
 
 def projected_seconds(cfg: RunConfig, device: torch.device) -> tuple[float, str]:
     """(seconds, how the rate was had) for `cfg` and the runs it needs, on `device`."""
-    flops = total_flops(cfg)
+    runs = needed_runs(cfg)
     if device.type == "cuda":
-        return flops / (ASSUMED_GPU_TFLOPS * 1e12), f"an assumed {ASSUMED_GPU_TFLOPS:g} TFLOP/s"
+        gpu, known = gpu_named(torch.cuda.get_device_name(device))
+        how = (f"{GPUS.get(gpu).label} datasheet peaks" if known else
+               f"an unrecognised GPU priced as an {GPUS.get(gpu).label}")
+        return (sum(sum(gpu_seconds(c, gpu)) for c in runs),
+                f"{how} at {UTILISATION:.0%} of peak, evaluation in FP32")
     rate = cpu_flops_per_s(cfg.threads or torch.get_num_threads())
-    return flops / rate, f"{rate / 1e9:.0f} GFLOP/s measured on this CPU"
+    return sum(map(job_flops, runs)) / rate, f"{rate / 1e9:.0f} GFLOP/s measured on this CPU"

@@ -34,7 +34,7 @@ from core.infra.rundir import RunDir
 from core.models import BuiltModel, timm_kwargs
 from core.models.families import head_classes, meta_model
 from core.models.sources import load_weights, source_of, split_source, weights_missing
-from core.runs.checks import check_inputs, validate
+from core.runs.checks import check_inputs, check_writable, validate
 from core.runs.run import (
     answers,
     build,
@@ -138,6 +138,14 @@ def checked_source(cfg: RunConfig) -> str:
         raise ConfigError(f"model.source={cfg.model.source} names a run to train, not a "
                           f"checkpoint; evaluate that run: model.source=run:{run_id(needed)}")
     kind, arg = split_source(cfg.model.source)
+    if kind == "run":  # "set runs_dir=DIR" alone would lose the run it holds
+        try:
+            check_writable(cfg.runs_dir)
+        except UserError:
+            raise UserError(f"runs_dir={cfg.runs_dir} holds run {arg} but cannot be written "
+                            f"(evaluations go to {Path(cfg.runs_dir) / EVALS}): copy the run "
+                            f"where you can write (cp -r {Path(cfg.runs_dir) / arg} DIR/) and "
+                            "give runs_dir=DIR") from None
     source = f"{kind}:{source_of(cfg.model.source).resolve(arg, cfg)}" if arg else kind
     check_inputs(dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, source=source)))
     return source

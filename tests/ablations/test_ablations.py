@@ -103,30 +103,32 @@ def test_cli_bad_input_is_one_line(tmp_path, capsys, monkeypatch):
     assert err.count("\n") == 0 and "give one of ard_prm, augmentation" in err
     assert err.endswith(", or all")
     with pytest.raises(SystemExit) as e:  # argparse's own errors are one line too
-        run_main(["epochs", "--launcher", "nosuch"])
+        run_main(["epochs", "--gpu", "nosuch"])
     err = capsys.readouterr().err.strip()
     assert e.value.code == 2 and err.count("\n") == 0 and "invalid choice: 'nosuch'" in err
     assert run_main(["epochs", "--scale", "tiny", "nokey=1"]) == 2
     assert "No such key" in capsys.readouterr().err
     monkeypatch.setattr("ablations.launch.launchers.shutil.which", lambda name: None)
     assert run_main(["epochs", "--scale", "tiny", "--launcher", "slurm",
-                     f"runs_dir={tmp_path}"]) == 2
+                     "--runs-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "no `sbatch` on PATH" in err
-    assert not list(tmp_path.glob("*/result.json"))
+    assert list(tmp_path.rglob("*")) == []  # a refused launch records nothing: no grid pending
 
 
 @pytest.mark.slow
 def test_dry_run_lists_cells_cost_and_problems(tmp_path, capsys):
     from ablations.run import main as run_main
 
-    assert run_main(["gradient_clipping", "--dry-run", f"runs_dir={tmp_path}",
-                     f"data.root={tmp_path / 'nocifar'}"]) == 0
+    assert run_main(["gradient_clipping", "--dry-run", "--runs-dir", str(tmp_path),
+                     f"data.root={tmp_path / 'nocifar'}"]) == 2  # a script can gate on it
     out = capsys.readouterr().out
     assert "6 cells" in out and "gradient_clipping: model=Swin-B clipping=off seed=0" in out
-    assert out.count("PROBLEM: CIFAR-10 not found") == 6
-    assert "GPU-hours" in out and "problems: 6" in out
-    assert run_main(["warmup", "--scale", "tiny", "--dry-run", f"runs_dir={tmp_path}"]) == 0
+    # one problem of six runs is one line with its count and fix; each run points at it
+    assert out.count("CIFAR-10 not found") == 1 and "PROBLEM P1 (6 runs): CIFAR-10" in out
+    assert out.count("[P1 ") + out.count("[P1]") == 6
+    assert "GPU-hours on one h100" in out and "problems: 6 (1 distinct" in out
+    assert run_main(["warmup", "--scale", "tiny", "--dry-run", "--runs-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "minutes on this CPU" in out and "problems: 0" in out
     assert not list(tmp_path.glob("*/result.json"))  # nothing ran

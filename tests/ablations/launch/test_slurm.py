@@ -64,11 +64,11 @@ def test_grid_on_slurm_moves_to_done_and_matches_a_local_run(cluster, tmp_path, 
     for one CPU and no GPU, and --wait prints a few progress lines, not SLURM's warnings."""
     runs = tmp_path / "slurm_runs"
     args = ["gradient_clipping", "--scale", "tiny", "--launcher", "slurm", "--wait", *FAST,
-            f"runs_dir={runs}"]
+            "--runs-dir", str(runs)]
     assert run_main(args) == 0
     out, err = capfd.readouterr()  # fd level: what squeue/sacct/sbatch print lands here too
     lines = out.strip().splitlines()
-    waiting = lines[1:-1]  # between "gradient_clipping (tiny): ..." and "submitted ..."
+    waiting = lines[1:-1]  # between "gradient_clipping (tiny, ran with ...): ..." and "submitted"
     assert "accounting storage is disabled" not in out + err and err.strip() == ""
     assert len(waiting) <= 5, waiting
     assert waiting[0].startswith("SLURM keeps no accounting here")
@@ -78,7 +78,9 @@ def test_grid_on_slurm_moves_to_done_and_matches_a_local_run(cluster, tmp_path, 
     assert scripts.count("--gpus-per-node=0") == scripts.count("--cpus-per-task=1") == 2
     assert "--gpus-per-node=1" not in scripts and "--partition" not in scripts
     status_main(["gradient_clipping", "--runs-dir", str(runs)])
-    assert capfd.readouterr().out.splitlines()[0] == "gradient_clipping (tiny): 9 done"
+    shrunk = " ".join(o for o in FAST if not o.startswith("eval.batch_size="))  # runtime: not
+    assert capfd.readouterr().out.splitlines()[0] == (  # a shrunk grid is labelled as one
+        f"gradient_clipping (tiny, ran with {shrunk}): 9 done")
     ref = tmp_path / "local_runs"
     cells = expand(load_all().get("gradient_clipping"), "tiny", 1, [*FAST, f"runs_dir={ref}"])
     _launch_debug(cells, ref)
@@ -92,14 +94,16 @@ def _submit_long(runs: Path, *extra: str) -> RunDir:
     """Submit the epochs grid; return the run folder of its 48-epoch cell."""
     t0 = time.time()
     assert run_main(["epochs", "--scale", "tiny", "--launcher", "slurm", *extra, *LONG,
-                     f"runs_dir={runs}"]) == 0
+                     "--runs-dir", str(runs)]) == 0
     assert time.time() - t0 < 60  # without --wait it returns at once; SLURM does the work
     cells = expand(load_all().get("epochs"), "tiny", 1, [*LONG, f"runs_dir={runs}"])
     return RunDir.of(runs, cells[-1].run_id)
 
 
 def _job_id(run_dir: RunDir) -> str:
-    return mf.load(run_dir.path.parent, "epochs", "tiny")["jobs"][run_dir.name]["job_id"]
+    """From the grid's record (a grid launched with overrides, LONG's, has one of its own)."""
+    records = mf.all_manifests(run_dir.path.parent)
+    return next(m["jobs"][run_dir.name]["job_id"] for m in records if run_dir.name in m["jobs"])
 
 
 def _steps_saved(run_dir: RunDir) -> int:
@@ -137,7 +141,7 @@ def test_hard_killed_job_keeps_its_checkpoint_and_resumes(cluster, tmp_path, cap
     _wait(lambda: not _squeue_ids(), 300, "the 24-epoch cell to finish")
     capsys.readouterr()
     assert run_main(["epochs", "--scale", "tiny", "--launcher", "slurm", "--wait", *LONG,
-                     f"runs_dir={runs}"]) == 0
+                     "--runs-dir", str(runs)]) == 0
     assert "submitted 1, already finished 1" in capsys.readouterr().out
     log = run_dir.log.read_text()
     assert f"resumed from step {saved}" in log and run_dir.result.is_file()
@@ -148,7 +152,7 @@ def test_failures_are_visible_with_their_log(cluster, tmp_path, capsys):
     job (here a checkpoint that cannot be read) is failed in the status, with its log."""
     runs = tmp_path / "runs"
     args = ["epochs", "--scale", "tiny", "--launcher", "slurm", "--wait", *FAST,
-            "model.source=none", f"runs_dir={runs}"]
+            "model.source=none", "--runs-dir", str(runs)]
     assert run_main([*args, "data=imagefolder", f"data.root={tmp_path / 'nothing'}",
                      "data.img_size=16"]) == 2
     err = capsys.readouterr().err.strip()
@@ -181,7 +185,7 @@ def test_gpus_on_a_cpu_partition_is_slurms_refusal_in_one_line(cluster, tmp_path
     (tmp_path / "gpu.yaml").write_text(GPU_PROFILE)
     asked = [a.format(gpu_yaml=tmp_path / "gpu.yaml") for a in asked]
     assert run_main(["epochs", "--scale", "tiny", "--launcher", "slurm", *asked, *FAST,
-                     f"runs_dir={tmp_path}"]) == 2
+                     "--runs-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and err.startswith("error: SLURM refused the submission (")
     partition, cpus = subprocess.run(["sinfo", "-h", "-o", "%P %c"], capture_output=True,
@@ -196,7 +200,7 @@ def test_unreachable_controller_is_one_line(cluster, tmp_path, capsys, monkeypat
     (tmp_path / "slurm.conf").write_text(conf)
     monkeypatch.setenv("SLURM_CONF", str(tmp_path / "slurm.conf"))
     assert run_main(["epochs", "--scale", "tiny", "--launcher", "slurm", *FAST,
-                     f"runs_dir={tmp_path}"]) == 2
+                     "--runs-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "controller does not answer" in err
 
@@ -212,7 +216,7 @@ def _epochs_cells(runs: Path, *extra: str):
 def test_a_grid_of_two_task_runs_finishes_and_matches_one_process(cluster, tmp_path, capsys):
     runs = tmp_path / "runs"
     assert run_main(["epochs", "--scale", "tiny", "--launcher", "slurm", "--wait", *LONG, *TWO,
-                     "epochs=2", f"runs_dir={runs}"]) == 0
+                     "epochs=2", "--runs-dir", str(runs)]) == 0
     ref = tmp_path / "ref"
     cells = _epochs_cells(ref, "epochs=2")
     _launch_debug(cells, ref)
@@ -231,7 +235,7 @@ def test_a_requeued_two_task_run_resumes_and_equals_an_uninterrupted_one(cluster
     assert "resumed from step" in run_dir.log.read_text()
     ref = tmp_path / "ref"
     assert run_main(["epochs", "--scale", "tiny", "--launcher", "slurm", "--wait", *LONG, *TWO,
-                     f"runs_dir={ref}"]) == 0
+                     "--runs-dir", str(ref)]) == 0
     assert _metrics(runs, run_dir.name) == _metrics(ref, run_dir.name)
 
 
@@ -261,5 +265,5 @@ def test_a_dead_task_fails_its_job_and_the_rerun_resumes(cluster, tmp_path, caps
     assert saved >= 20 and not run_dir.result.exists()
     capsys.readouterr()
     assert run_main(["epochs", "--scale", "tiny", "--launcher", "slurm", "--wait", *LONG, *TWO,
-                     f"runs_dir={runs}"]) == 0
+                     "--runs-dir", str(runs)]) == 0
     assert f"resumed from step {saved}" in run_dir.log.read_text()

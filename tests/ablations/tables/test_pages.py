@@ -1,6 +1,7 @@
 """results/index.html in a real headless browser (Debian's chromium): every page loads without
-a console error, every image is drawn and every link resolves; a screenshot of the index is
-kept under test-artifacts/. Skipped, with the reason, where no browser can be had."""
+a console error, fits 1,400 pixels, every image is drawn and every link resolves; a
+screenshot of the index is kept under test-artifacts/. Skipped, with the reason, where no
+browser can be had."""
 from __future__ import annotations
 
 import shutil
@@ -14,6 +15,7 @@ from tests.ablations.tables.test_report import runs  # noqa: F401 - the fixture 
 from tests.conftest import ROOT
 
 ARTIFACTS = ROOT / "test-artifacts"
+WIDTH = 1400  # every page's tables fit a window this wide: no sideways scrolling
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +27,7 @@ def browser():
         pytest.skip("no chromium/chromedriver: apt-get install chromium chromium-driver")
     options = webdriver.ChromeOptions()
     options.binary_location = binary
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1300,2000",
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", f"--window-size={WIDTH},2000",
                 "--allow-file-access-from-files"):
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
@@ -42,6 +44,8 @@ def _check_page(driver, page: Path) -> list[Path]:
     driver.get(page.as_uri())
     errors = [e for e in driver.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
     assert not errors, (page.name, errors)
+    width = driver.execute_script("return document.documentElement.scrollWidth")
+    assert width <= WIDTH, (page.name, width)
     for img in driver.find_elements(By.TAG_NAME, "img"):
         width = driver.execute_script("return arguments[0].naturalWidth", img)
         assert width > 0, (page.name, img.get_attribute("src"))
@@ -71,6 +75,8 @@ def test_the_results_page_loads_and_every_image_and_link_resolves(runs, tmp_path
     assert browser.save_screenshot(str(ARTIFACTS / "gradient_clipping.png"))
     text = browser.page_source
     assert "supported" in text and "figures/gradient_clipping.png" in text
+    browser.get(index.as_uri())
+    assert "The paper's claims and what we found" in browser.page_source
 
 
 def test_what_the_pages_link_is_not_ignored_by_git():

@@ -64,14 +64,14 @@ def test_report_writes_stable_tables_and_a_figure(runs, tmp_path):
     _report(runs, out)
     assert (out / "gradient_clipping.csv").read_bytes() == first
     lines = first.decode().splitlines()
-    assert lines[0].startswith("scale,model,clipping,seed,status,run_id")
+    assert lines[0].startswith("scale,ran_with,model,clipping,seed,status,run_id")
     assert len(lines) == 1 + 18
     assert sum(",diverged," in ln for ln in lines) == 1
     missing = [ln for ln in lines if ",missing," in ln]
-    assert len(missing) == 1 and missing[0].startswith("tiny,Swin,off,2,missing")
+    assert len(missing) == 1 and missing[0].startswith("tiny,,Swin,off,2,missing")
     # mean, std, n of the natural (0.85, 0.87, 0.86) and PGD-20 accuracies over 3 seeds
-    assert "tiny,ViT,on,0.860000,0.010000,3,0.610000,0.010000,3," in summary
-    assert "tiny,Swin,off,0.745000,0.007071,2,0.495000,0.007071,2," in summary
+    assert "tiny,,ViT,on,0.860000,0.010000,3,0.610000,0.010000,3," in summary
+    assert "tiny,,Swin,off,0.745000,0.007071,2,0.495000,0.007071,2," in summary
     png = (out / "figures" / "gradient_clipping.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
     assert "gradient_clipping" in (out / "README.md").read_text()
@@ -101,8 +101,8 @@ def test_a_run_lacking_an_attack_its_grid_asks_for_is_not_counted(runs, tmp_path
     _report(runs, out)
     row = next(ln for ln in (out / "gradient_clipping.csv").read_text().splitlines()
                if rid in ln)
-    assert row.startswith(f"tiny,ViT,on,0,missing,{rid},,")
-    assert "tiny,ViT,on,0.865000,0.007071,2,0.615000,0.007071,2," in (
+    assert row.startswith(f"tiny,,ViT,on,0,missing,{rid},,")
+    assert "tiny,,ViT,on,0.865000,0.007071,2,0.615000,0.007071,2," in (
         out / "gradient_clipping_summary.csv").read_text()
 
 
@@ -194,3 +194,103 @@ def test_seeds_needed_by_hand():
     assert v.spread == pytest.approx(2.0 ** 0.5)
     # 4 * (2 + 2) / 1 = 16 pairs, 2 pairs a seed: 8 seeds; seed spread alone: 4 * 2 = 8 -> 4
     assert (v.seeds_needed, v.seeds_floor, v.target) == (8, 4, 1.0)
+
+
+def _tree(folder) -> dict:
+    """Every file under `folder` with its bytes (what a report must not change)."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_report_goes_with_its_runs_and_never_over_what_it_did_not_build(
+        runs, tmp_path, monkeypatch, capsys):
+    """A shrunk grid then `ablations.report`: the shipped results/ (here a stand-in in the
+    working folder) is left byte for byte; the report goes to <runs-dir>/_report."""
+    shipped = tmp_path / "results"
+    (shipped / "figures").mkdir(parents=True)
+    (shipped / "claims.md").write_text("# 94 lines of shipped claims\n")
+    (shipped / "figures" / "epochs.png").write_bytes(b"\x89PNG shipped")
+    before = _tree(shipped)
+    monkeypatch.chdir(tmp_path)
+    assert report(["gradient_clipping", "--runs-dir", str(runs)]) == 0
+    assert _tree(shipped) == before
+    assert (runs / "_report" / "gradient_clipping.csv").is_file()
+    assert not list((runs / "_report").glob(".building-*"))
+    assert report(["gradient_clipping", "--runs-dir", str(runs), "--out", str(shipped)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "did not build" in err and "--replace" in err
+    assert _tree(shipped) == before
+
+
+def test_a_report_refuses_other_runs_and_edited_files_and_fails_without_a_trace(
+        runs, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "mine"
+    assert report(["gradient_clipping", "--runs-dir", str(runs), "--out", str(out)]) == 0
+    other = tmp_path / "other_runs"
+    other.mkdir()
+    assert report(["--runs-dir", str(other), "--out", str(out)]) == 2
+    assert "holds the report of" in capsys.readouterr().err
+    csv = out / "gradient_clipping.csv"
+    csv.write_text(csv.read_text().replace("done", "DONE", 1))  # a hand edit
+    before = _tree(out)
+    assert report(["gradient_clipping", "--runs-dir", str(runs), "--out", str(out)]) == 2
+    assert "gradient_clipping.csv was changed since the report wrote it" in \
+        capsys.readouterr().err
+    assert _tree(out) == before
+
+    import ablations.report as command
+    import ablations.tables.pages as pages
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the disk filled up half-way")
+
+    monkeypatch.setattr(pages, "write_site", broken)  # the report imports it when it runs
+    with pytest.raises(RuntimeError):
+        command.main(["gradient_clipping", "--runs-dir", str(runs), "--out", str(out),
+                      "--replace"])
+    assert _tree(out) == before  # nothing half-written, no aside folder left
+    monkeypatch.undo()
+    assert report(["gradient_clipping", "--runs-dir", str(runs), "--out", str(out),
+                   "--replace"]) == 0
+    assert "DONE" not in csv.read_text()
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("out_file", "--out {x} is a file: give a folder"),
+    ("out_unwritable", "cannot write the report into /sys/vitadv-report"),
+    ("runs_file", "--runs-dir {x} is a file: give the folder the runs were launched into"),
+    ("runs_missing", "--runs-dir {x} does not exist"),
+])
+def test_a_report_that_cannot_be_written_says_so_in_one_line(runs, tmp_path, capsys, case,
+                                                              expected):
+    x = tmp_path / "x"
+    args = {"out_file": ["--runs-dir", str(runs), "--out", str(x)],
+            "out_unwritable": ["--runs-dir", str(runs), "--out", "/sys/vitadv-report"],
+            "runs_file": ["--runs-dir", str(x), "--out", str(tmp_path / "o")],
+            "runs_missing": ["--runs-dir", str(x), "--out", str(tmp_path / "o")]}[case]
+    if case.endswith("file"):
+        x.write_text("not a folder")
+    assert report(["gradient_clipping", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: {err[7:]}" and err.count("\n") == 0
+    assert expected.format(x=x) in err
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow
+def test_the_index_answers_what_the_paper_claimed_and_what_we_found(runs, tmp_path):
+    """Every claim with the paper's words, ours with its uncertainty, the verdict and its
+    rule; what ran (scale, data set, n, code); percent everywhere, never raw fractions."""
+    out = tmp_path / "results"
+    _report(runs, out)
+    index = (out / "index.html").read_text()
+    assert "ViT and DeiT collapse without clipping (to about 10%)" in index
+    # 2a by hand: ViT pairs 60-10, 62-11, 61-12 points; spread 1.0; test-set variance
+    # 1e4 * mean(a(1-a) + b(1-b)) / 360 = 9.32; SE = sqrt((1 + 9.32) / 3) = 1.86
+    assert "+50.0 ± 1.9 pts (3 pairs, 3 seeds)" in index
+    assert "supported if beyond +2 SE; not supported if beyond -2 SE" in index
+    assert "<td>360</td>" in index and "abc1234 (date unknown)" in index
+    assert "± one SE" in index and "† marks a run a sanity check" in index
+    page = (out / "gradient_clipping.html").read_text()
+    assert "61.0 ± 1.0 (3)" in page  # ViT, clipping on: PGD-20 60, 62, 61 percent
+    assert "0.6100" not in page and "0.61" not in page.split("<h2>Runs</h2>")[0]

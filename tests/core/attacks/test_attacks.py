@@ -53,6 +53,22 @@ def test_attack_strength_ordering(trained_model, test_batch):
     assert m["robust_acc"] <= min(m["pgd20_acc"], m["pgd100_acc"], m["cw20_acc"])
 
 
+def test_every_attack_sees_the_model_in_eval_mode(trained_model, test_batch):
+    """Dropout and drop path are training noise: a model handed over in train mode (as the
+    training loop hands it over for the curve and the final evaluation) is evaluated as in
+    eval mode, and given back as it came."""
+    import copy
+
+    model, _ = trained_model
+    x, y = test_batch
+    noisy = torch.nn.Sequential(copy.deepcopy(model), torch.nn.Dropout(0.9)).train()
+    ctx = EvalContext(eps=EPS, seed=0, batch_size=64, device=torch.device("cpu"))
+    assert evaluate(noisy, x, y, ["clean", "pgd20"], ctx) == evaluate(
+        model, x, y, ["clean", "pgd20"], ctx)
+    assert noisy.training and all(m.training for m in noisy.modules())
+    assert all(p.requires_grad for p in noisy.parameters())
+
+
 def test_eval_result_does_not_depend_on_the_batch(trained_model, test_batch):
     model, _ = trained_model
     x, y = test_batch
@@ -183,3 +199,38 @@ def test_bf16_training_attack_is_not_weaker_than_fp32(trained_model, test_batch)
             clean = (model(x).argmax(1) == y).float().mean().item()
     assert acc["fp32"] < clean - 0.2, (clean, acc)
     assert acc["bf16"] <= acc["fp32"] + 0.05, acc  # ~1.3 binomial SE on 128 examples
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("classes", [2, 3, 8])
+def test_autoattack_runs_on_fewer_than_ten_classes(classes):
+    """Standard AA's 9 targets need 10 classes (an 8-class ImageFolder crashed in APGD-T): with
+    fewer it takes every wrong class as a target, and below 4 classes runs without APGD-T."""
+    import pyautoattack
+
+    from core.attacks.autoattack import autoattack_correct, fit_to_classes
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, classes)).eval()
+    x = torch.rand(6, 3, 8, 8)
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    aa = pyautoattack.AutoAttack(model, norm="Linf", eps=8 / 255, version="standard")
+    fit_to_classes(aa, classes)
+    assert aa.apgd_targeted.n_target_classes == aa.fab.n_target_classes == classes - 1
+    assert ("apgd-t" in aa.attacks_to_run) == (classes >= 4)
+    flags = autoattack_correct(model, x, y, 8 / 255, 0, torch.zeros(6, dtype=torch.long), 6,
+                               torch.device("cpu"))
+    assert flags.shape == (6,) and flags.float().mean() < 1  # a linear model, eps 8/255
+
+
+def test_autoattack_on_ten_classes_is_the_standard_one():
+    import pyautoattack
+
+    from core.attacks.autoattack import fit_to_classes
+
+    aa = pyautoattack.AutoAttack(torch.nn.Linear(2, 10), norm="Linf", eps=8 / 255,
+                                 version="standard")
+    fit_to_classes(aa, 10)
+    assert aa.apgd_targeted.n_target_classes == aa.fab.n_target_classes == 9
+    assert aa.attacks_to_run == ["apgd-ce", "apgd-t", "fab-t", "square"]

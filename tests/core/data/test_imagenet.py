@@ -75,7 +75,7 @@ def test_the_streaming_bench_reads_imagenet_sized_jpegs_through_the_training_pat
     from core.data.images import FolderImages
 
     # 989 TFLOP/s at 28% over 6 forward+backward passes (3x) of 17.6 GFLOP
-    assert demand_images_per_s() == pytest.approx(989e3 * 0.28 / (17.6 * 18))
+    assert demand_images_per_s() == pytest.approx(989.4e3 * 0.28 / (17.6 * 18))
     write_jpegs(tmp_path, 3)
     x, y = FolderImages(tmp_path / "train", 224).get(2)
     assert x.shape == (3, 224, 224) and x.dtype == torch.uint8 and y == 2

@@ -241,3 +241,26 @@ def test_an_imagenet_entry_needs_robustbench_s_5000_points_at_4_of_255():
     assert covered(result(4 / 255, "shuffled"), bench, 5000) == 0  # the first 5000 of a shuffle
     assert covered(result(8 / 255, "robustbench"), bench, 5000) == 0
     assert covered({**result(4 / 255, "robustbench"), "n_aa": 1000}, bench, 5000) == 1000
+
+
+def test_a_read_only_runs_dir_holding_the_run_says_how_to_evaluate_it(tmp_path, capsys,
+                                                                      monkeypatch):
+    """`set runs_dir=DIR` alone was a dead end: the run is in the read-only folder."""
+    import os
+
+    from core.config import to_dict
+    from core.config.compose import compose
+
+    runs = tmp_path / "shared"
+    held = RunDir.of(runs, "0123456789ab").mkdir()
+    held.weights.write_bytes(b"")  # never read: the folder is refused first
+    held.result.write_text(json.dumps({"status": "done", "config": to_dict(compose(FAST))}))
+    real = os.access
+    monkeypatch.setattr("core.runs.checks.os.access",
+                        lambda p, mode: False if str(p) == str(runs) else real(p, mode))
+    assert main([*FAST, "model.source=run:0123456789ab", f"runs_dir={runs}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and f"runs_dir={runs} holds run 0123456789ab but cannot be " \
+        "written" in err
+    assert f"cp -r {runs / '0123456789ab'} DIR/) and give runs_dir=DIR" in err
+    assert not (runs / EVALS).exists()

@@ -123,3 +123,58 @@ def test_cli_states_the_projected_time_of_a_long_run(tmp_path):
     out = cli("scale=tiny", "model.source=none", "epochs=400", "--estimate", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "projected to take about" in out.stderr and "GFLOP/s measured on this CPU" in out.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("layout, expected", [
+    ({"train": [], "val": []}, "train holds no class folder; put each class's images in train/"),
+    ({"train": ["a.png"], "val": []}, "val holds no class folder"),
+    ({"train": ["a.png"], "val": ["a"]}, "class folder"),  # no image: found before pretraining
+])
+def test_an_imagefolder_without_class_folders_or_images_is_one_line(tmp_path, layout,
+                                                                    expected):
+    from PIL import Image
+
+    for split, classes in layout.items():
+        (tmp_path / split).mkdir()
+        for c in classes:  # "a.png": class a with one image; "a": class a, empty
+            (tmp_path / split / c.split(".")[0]).mkdir()
+            if c.endswith(".png"):
+                Image.new("RGB", (4, 4)).save(tmp_path / split / "a" / "0.png")
+    out = cli("scale=tiny", "data=imagefolder", f"data.root={tmp_path}",
+              f"runs_dir={tmp_path / 'runs'}", cwd=tmp_path)
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert expected in out.stderr and not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("arch, first", [("vitadv_convit_micro", "blocks.0.attn.qkv.weight"),
+                                         ("vitadv_swin_micro", "cls_token")])
+def test_weights_of_another_architecture_are_one_line(fast_cfg, tmp_path, arch, first):
+    """ConViT's weights into a ViT used to end in a 40-line RuntimeError of the position-grid
+    resize, Swin's in advice to set kernel_adapt=resample (which led to the real error)."""
+    import timm
+
+    path = tmp_path / "w.pth"
+    torch.save(timm.create_model(arch, num_classes=10).state_dict(), path)
+    cfg = fast_cfg(f"model.source=file:{path}")
+    words = rf"not vitadv_vit_micro weights \(.* first: {first}\)"
+    with pytest.raises(UserError, match=words) as e:
+        run(cfg)
+    assert "\n" not in str(e.value) and "kernel_adapt" not in str(e.value)
+    assert not (run_dir_of(cfg).result).exists()
+
+
+def test_robustbench_points_on_a_data_set_without_them_is_one_line(fast_cfg):
+    cfg = fast_cfg("eval.points=robustbench")
+    with pytest.raises(UserError, match="data=digits does not hold: use eval.points=shuffled"):
+        run(cfg)
+    assert not run_dir_of(cfg).exists()
+
+
+def test_a_truncated_result_is_one_line(fast_cfg):
+    cfg = fast_cfg()
+    run_dir = run_dir_of(cfg).mkdir()
+    run_dir.result.write_text('{"status": "do')
+    with pytest.raises(UserError, match="result.json cannot be read .*: remove it") as e:
+        run(cfg)
+    assert "\n" not in str(e.value) and run_dir.result.read_text() == '{"status": "do'

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -95,19 +96,39 @@ def test_pretrain_source_is_trained_once_and_shared(fast_cfg):
     assert len([d for d in runs.iterdir() if RunDir(d).result.is_file()]) == 3
 
 
-def test_imagefolder_trains_end_to_end(fast_cfg, tmp_path, digits):
+def _digit_folder(root, digits, classes: int, per_split: int = 60) -> None:
+    """An ImageFolder of the first `per_split` digits of each split whose class is < classes."""
     from torchvision.transforms.functional import to_pil_image
 
     for split, images in (("train", digits.train), ("val", digits.test)):
-        for i in range(60):
-            folder = tmp_path / "folder" / split / f"class_{int(images.labels[i])}"
+        kept = [i for i in range(len(images.labels)) if images.labels[i] < classes]
+        for i in kept[:per_split]:
+            folder = root / split / f"class_{int(images.labels[i])}"
             folder.mkdir(parents=True, exist_ok=True)
             to_pil_image(images.images[i]).save(folder / f"{i}.png")
+
+
+def test_imagefolder_trains_end_to_end(fast_cfg, tmp_path, digits):
+    _digit_folder(tmp_path / "folder", digits, 10)
     cfg = fast_cfg("data=imagefolder", f"data.root={tmp_path / 'folder'}", "data.img_size=16",
                    "data.num_workers=0", "data.train_subset=null", "eval.n=null")
     result = run(cfg)
     assert result["status"] == "done" and result["n_eval"] == 60
     assert result["num_classes"] == 10
+
+
+@pytest.mark.slow
+def test_an_eight_class_imagefolder_trains_and_evaluates_with_autoattack(fast_cfg, tmp_path,
+                                                                        digits):
+    """Standard AutoAttack's 9 target classes need 10: an 8-class folder crashed in APGD-T."""
+    _digit_folder(tmp_path / "folder", digits, 8)
+    cfg = fast_cfg("data=imagefolder", f"data.root={tmp_path / 'folder'}", "data.img_size=16",
+                   "data.num_workers=0", "data.train_subset=null", "eval.n=null",
+                   "eval.attacks=[clean,pgd20,aa]", "eval.n_aa=4")
+    result = run(cfg)
+    assert result["status"] == "done" and result["num_classes"] == 8
+    assert result["n_aa"] == 4 and 0 <= result["aa_acc"] <= 1
+    assert result["aa_target_classes"] == 7 and result["aa_apgd_t"] == 1  # recorded, not implied
 
 
 def test_missing_data_set_is_one_clear_error(fast_cfg, tmp_path):
@@ -154,7 +175,8 @@ def test_cli_runs_a_tiny_cell(tmp_path):
 
     out = cli(*FAST, "epochs=1", f"runs_dir={tmp_path / 'runs'}", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.startswith("done: run ") and "pgd20_acc=" in out.stdout
+    assert out.stdout.startswith("done: run ")  # percent, on the n points measured
+    assert re.search(r"  clean \d+\.\d%  pgd20 \d+\.\d%.* \(n=\d+\)$", out.stdout.strip())
 
 
 @pytest.mark.parametrize("overrides", [["ema.enabled=true", "ema.decay=0.5"],
