@@ -1,13 +1,15 @@
 """Rebuild tables, figures and claim verdicts from the run folders.
 
-    python -m ablations.report [NAME ...] [--runs-dir runs] [--out DIR] [--replace]
+    python -m ablations.report [NAME ...] [--runs-dir runs] [--out DIR] [--replace] [--weights]
 
 Writes into --out (default: <runs-dir>/_report), built aside and moved in only once all of it
-is built: <name>.csv (one row per launched run), <name>_summary.csv
-(mean, std, n over seeds), figures/<name>.png, <name>.md and .tex for a table question (the
-main table), claims.md, index.html and a README saying where each table comes from. It
-refuses (exit 2, nothing written) a folder it did not build from these runs, such as the
-shipped results/, and one whose files were edited since, unless --replace.
+is built: <name>.csv (one row per launched run), <name>_summary.csv (mean, std, n over seeds),
+figures/<name>.png, <name>.md and .tex for a table question (the main table), claims.md,
+index.html, a README saying where each table comes from, and under runs/ what of each run and
+grid it read, so `--runs-dir <out>/runs --out <out>` rebuilds it byte for byte (--weights: each
+run's weights too, to evaluate it again). It refuses (exit 2, nothing written) a folder it did
+not build from these runs, such as the shipped results/, and one whose files were edited since,
+unless --replace.
 """
 from __future__ import annotations
 
@@ -26,6 +28,10 @@ def parser() -> Parser:
     p.add_argument("--out", default=None, help="default: <runs-dir>/_report")
     p.add_argument("--replace", action="store_true",
                    help="write over a folder built from other runs, or edited since")
+    p.add_argument("--weights", action="store_true",
+                   help="carry each run's weights.pth into <out>/runs/ (hard links where "
+                        "possible), so `core.evaluate model.source=run:ID runs_dir=<out>/runs` "
+                        "can attack it again")
     return p
 
 
@@ -48,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"nothing to report: no launched grids under {runs_dir}")
             return 0
         with output.building(out, runs_dir) as aside:
-            return _report(registry, names, runs_dir, aside, out)
+            return _report(registry, names, runs_dir, aside, out, a.weights)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -61,7 +67,8 @@ def _launched(runs_dir: Path) -> bool:
     return bool(all_manifests(runs_dir)) or next(evaluations(runs_dir), None) is not None
 
 
-def _report(registry, names: list[str], runs_dir: Path, aside: Path, out: Path) -> int:
+def _report(registry, names: list[str], runs_dir: Path, aside: Path, out: Path,
+            weights: bool) -> int:
     """Build every document in `aside`; `out` names where they will be (for the messages)."""
     from ablations.tables.documents import (  # deferred: fast --help
         claims_md,
@@ -91,7 +98,7 @@ def _report(registry, names: list[str], runs_dir: Path, aside: Path, out: Path) 
     write_text(aside / "claims.md", claims_md(verdicts, warnings))
     write_text(aside / "README.md", readme(reported, n_evals > 0))
     write_site(aside, runs_dir, list(pages.values()), warnings,
-               pages_for=[n for n in reported if n in names])
+               pages_for=[n for n in reported if n in names], weights=weights)
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr)
     for name, vs in verdicts.items():

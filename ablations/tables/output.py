@@ -4,8 +4,8 @@ moved in file by file.
 A report folder records, in .report.json, the runs folder it was built from and the SHA-256
 of every file it wrote. A report goes only into a missing or empty folder, or one built from
 the same runs whose files nobody has changed since; anything else (the shipped results/, a
-report of other runs, a hand-edited CSV) is refused unless --replace says so. Files of
-questions not rebuilt stay as they are.
+report of other runs, a hand-edited CSV) is refused unless --replace says so; a report rebuilt
+from its own runs/ copy is the same report. Files of questions not rebuilt stay as they are.
 """
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def check(out: Path, runs_dir: Path, replace: bool) -> None:
                             f"{runs_dir}: give another --out (the default is "
                             f"{default_out(runs_dir)}), or --replace to write over them")
         return
-    if (out / mark["runs_dir"]).resolve() != runs_dir.resolve():
+    if not _own_copy(out, runs_dir) and (out / mark["runs_dir"]).resolve() != runs_dir.resolve():
         raise UserError(f"--out {out} holds the report of {out / mark['runs_dir']}, not of "
                         f"{runs_dir}: give another --out, or --replace to write over it")
     edited = [rel for rel, digest in mark["files"].items()
@@ -77,14 +77,23 @@ def building(out: Path, runs_dir: Path) -> Iterator[Path]:
 
 
 def _move_in(aside: Path, out: Path, runs_dir: Path) -> None:
-    files = (_mark(out) or {}).get("files", {})
+    mark = _mark(out) or {}
+    files = mark.get("files", {})
     for f in sorted(p for p in aside.rglob("*") if p.is_file()):
         rel = f.relative_to(aside).as_posix()
         files[rel] = sha256_file(f)
         (out / rel).parent.mkdir(parents=True, exist_ok=True)
         os.replace(f, out / rel)
     where = os.path.relpath(runs_dir.resolve(), out.resolve())
+    if _own_copy(out, runs_dir) and mark:  # still the report of the runs it came from
+        where = mark["runs_dir"]
     write_json(out / MARK, {"runs_dir": where, "files": dict(sorted(files.items()))})
+
+
+def _own_copy(out: Path, runs_dir: Path) -> bool:
+    """Rebuilt from the runs it carries (ablations.tables.carried): it can only come out the
+    same, so it is the same report's folder."""
+    return runs_dir.resolve() == (out / "runs").resolve()
 
 
 def _mark(out: Path) -> dict | None:

@@ -11,13 +11,13 @@ runs/<run-id>/, so the pages work wherever results/ is copied).
 from __future__ import annotations
 
 import html
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from ablations.grid.spec import Ablation
+from ablations.tables.carried import carry_grids, carry_run
 from ablations.tables.collect import curves, of_setting, setting_name, settings
 from ablations.tables.verdicts import Verdict, rule, seeds_to_decide
 from core.data.sets import DATASETS
@@ -237,17 +237,15 @@ def index_page(pages: list[Page], warnings: list[str]) -> str:
     return _doc("vitadv results", body)
 
 
-def copy_run_files(runs_dir: Path, out: Path, run_ids: list[str]) -> None:
-    """Each run's curve (drawn), config, result and log under out/runs/<id>/."""
+def copy_run_files(runs_dir: Path, out: Path, run_ids: list[str], weights: bool) -> None:
+    """Each finished or failed run's files under out/runs/<id>/ (ablations.tables.carried),
+    a finished one's curve drawn."""
     for rid in run_ids:
-        src, dst = RunDir.of(runs_dir, rid), out / "runs" / rid
-        if not src.result.is_file():
-            continue
-        dst.mkdir(parents=True, exist_ok=True)
-        for path in (src.config, src.result, src.log):
-            if path.is_file():
-                shutil.copyfile(path, dst / path.name)
-        _curve_png(src, dst / CURVE_PNG)
+        src, dst = RunDir.of(runs_dir, rid), RunDir.of(out / "runs", rid)
+        if src.result.is_file() or src.failure.is_file():  # a failed run stays failed
+            carry_run(src, dst, weights)
+        if src.result.is_file():
+            _curve_png(src, dst.path / CURVE_PNG)
 
 
 def _curve_png(run_dir: RunDir, path: Path) -> None:
@@ -270,10 +268,12 @@ def _curve_png(run_dir: RunDir, path: Path) -> None:
 
 
 def write_site(out: Path, runs_dir: Path, pages: list[Page], warnings: list[str],
-               pages_for: list[str]) -> None:
-    """index.html over every question; the pages (and run files) of `pages_for`."""
+               pages_for: list[str], weights: bool = False) -> None:
+    """index.html over every question; the pages, run files and grid records of `pages_for`
+    (so the report can be rebuilt from out/runs)."""
     for p in pages:
         if p.ab.name in pages_for:
-            copy_run_files(runs_dir, out, list(p.rows["run_id"]))
+            copy_run_files(runs_dir, out, list(p.rows["run_id"]), weights)
             write_text(out / f"{p.ab.name}.html", ablation_page(p, out))
+    carry_grids(runs_dir, out / "runs", pages_for)
     write_text(out / "index.html", index_page(pages, warnings))

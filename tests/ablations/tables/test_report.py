@@ -294,3 +294,51 @@ def test_the_index_answers_what_the_paper_claimed_and_what_we_found(runs, tmp_pa
     page = (out / "gradient_clipping.html").read_text()
     assert "61.0 ± 1.0 (3)" in page  # ViT, clipping on: PGD-20 60, 62, 61 percent
     assert "0.6100" not in page and "0.61" not in page.split("<h2>Runs</h2>")[0]
+
+
+@pytest.mark.slow
+def test_a_report_is_rebuilt_byte_for_byte_from_the_runs_it_carries(runs, tmp_path, capsys):
+    """What the shipped results/ must do: `--runs-dir REPORT/runs --out REPORT` (in place, or
+    on a copy moved elsewhere) gives every file back unchanged; --weights carries what
+    `model.source=run:ID runs_dir=REPORT/runs` loads; an attack's resumable state is not
+    carried; a failed run stays failed."""
+    import shutil
+
+    ab = load_all().get("gradient_clipping")
+    cells = expand(ab, "tiny", 3, [f"runs_dir={runs}"])
+    first = RunDir.of(runs, cells[0].run_id)
+    first.weights.write_bytes(b"weights of the first run")
+    first.eval_flags("pgd20").parent.mkdir()
+    first.eval_flags("pgd20").write_text(json.dumps({"correct": [True, False, True]}))
+    first.eval_state("aa").write_text("{}")
+    missing = next(c for c in cells if not RunDir.of(runs, c.run_id).result.is_file())
+    RunDir.of(runs, missing.run_id).path.mkdir()
+    RunDir.of(runs, missing.run_id).failure.write_text('{"error": "out of memory"}')
+    out = tmp_path / "report"
+    assert report(["--runs-dir", str(runs), "--out", str(out), "--weights"]) == 0
+    carried = RunDir.of(out / "runs", first.name)
+    assert carried.weights.read_bytes() == b"weights of the first run"
+    assert carried.eval_flags("pgd20").is_file() and not carried.eval_state("aa").exists()
+    assert ",failed," in (out / "gradient_clipping.csv").read_text()
+    grid = json.loads(mf.path(out / "runs", ab.name, "tiny").read_text())
+    assert len(grid["cells"]) == 18 and grid["jobs"] == {}
+    before = _tree(out)
+    assert report(["--runs-dir", str(out / "runs"), "--out", str(out), "--weights"]) == 0
+    assert _tree(out) == before
+    moved = tmp_path / "elsewhere" / "report"
+    shutil.copytree(out, moved)
+    shutil.rmtree(runs)  # the runs it was first built from are gone
+    assert report(["--runs-dir", str(moved / "runs"), "--out", str(moved), "--weights"]) == 0
+    assert _tree(moved) == before
+    capsys.readouterr()
+
+
+@pytest.mark.slow
+def test_a_report_carries_no_weights_unless_asked(runs, tmp_path):
+    ab = load_all().get("gradient_clipping")
+    rid = expand(ab, "tiny", 3, [f"runs_dir={runs}"])[0].run_id
+    RunDir.of(runs, rid).weights.write_bytes(b"w")
+    out = tmp_path / "report"
+    _report(runs, out)
+    assert RunDir.of(out / "runs", rid).result.is_file()
+    assert not RunDir.of(out / "runs", rid).weights.exists()
