@@ -4,6 +4,7 @@
     python -m core.train model=swin_t data=cifar10 data.root=/data/cifar10 attack.eps=8/255
     python -m core.train scale=tiny --cfg      # print the resolved config and its run id
     python -m core.train scale=tiny --estimate # how long it should take here; nothing runs
+    torchrun --nproc-per-node 8 -m core.train model=vit_b16 data=imagenet   # one run, 8 ranks
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ def _train(overrides: list[str], flags: set[str]) -> int:
 
     from core.config import run_id  # deferred: fast --help
     from core.config.compose import compose  # deferred: fast --help
+    from core.infra.distributed import init_from_env  # deferred: fast --help
     from core.runs.run import choose_kernels, run, run_dir_of  # deferred: fast --help
 
     cfg = compose(overrides)
@@ -28,12 +30,16 @@ def _train(overrides: list[str], flags: set[str]) -> int:
         print(OmegaConf.to_yaml(OmegaConf.structured(cfg)) + f"# run id: {run_id(cfg)}")
         return 0
     choose_kernels(cfg)  # before the projection's measurement runs the first kernel
-    _state_projection(cfg, always="--estimate" in flags)
     if "--estimate" in flags:
+        _state_projection(cfg, always=True)
         return 0
+    w = init_from_env()  # under torchrun: one run over its ranks, each on its own GPU
+    if w.main:
+        _state_projection(cfg)
     result = run(cfg)
-    print(f"{result['status']}: run {result['run_id']} ({run_dir_of(cfg)})  "
-          f"{accuracies(result)}")
+    if w.main:
+        print(f"{result['status']}: run {result['run_id']} ({run_dir_of(cfg)})  "
+              f"{accuracies(result)}")
     return 0
 
 

@@ -23,10 +23,14 @@ NOT_QUICK = ("slow", "slurm", "compile_all")
 
 
 def pytest_collection_modifyitems(items):
-    """`pytest -m quick`, the inner loop: every test none of NOT_QUICK marks."""
+    """`pytest -m quick`, the inner loop: every test none of NOT_QUICK marks; `cuda` tests
+    skip, with the reason, where torch sees no GPU."""
+    no_gpu = pytest.mark.skip(reason="needs a CUDA GPU: torch.cuda.is_available() is False")
     for item in items:
         if not any(item.get_closest_marker(m) for m in NOT_QUICK):
             item.add_marker(pytest.mark.quick)
+        if item.get_closest_marker("cuda") and not torch.cuda.is_available():
+            item.add_marker(no_gpu)
 
 
 # Shrinks a tiny-scale run to a few seconds while keeping every code path of a real run.

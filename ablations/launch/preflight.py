@@ -27,7 +27,8 @@ from core.infra.errors import ConfigError, UserError
 from core.infra.rundir import RunDir
 from core.models.sources import source_of
 from core.runs.checks import validate
-from core.runs.cost import forward_flops, job_flops, passes_per_image
+from core.runs.cost import forward_flops, job_flops_parts, passes_per_image
+from core.runs.gpus import eval_speed
 from core.runs.run import choose_kernels, run
 
 SCRATCH = "_preflight"
@@ -77,12 +78,18 @@ def probe(cfg: RunConfig, full: RunConfig) -> dict:
 
 
 def _projection(cfg: RunConfig, full: RunConfig, result: dict) -> dict:
-    """Full-run seconds at the FLOP rate the measured (second, warm) step achieved."""
+    """Full-run seconds: training at the FLOP rate the measured (second, warm) step achieved,
+    evaluation, which runs in FP32, at that rate scaled by the GPU's FP32 peak over its peak
+    at the training precision (core.runs.gpus.eval_speed)."""
 
     img = cfg.model.img_size or cfg.data.img_size
     f = forward_flops(cfg.model.arch, img, cfg.model.patch_size, cfg.model.window_size)
     rate = cfg.batch_size * passes_per_image(cfg) * f / max(result["last_step_seconds"], 1e-9)
-    return {"flops_per_s": rate, "projected_seconds": job_flops(full) / rate}
+    m = result["machine"]
+    eval_rate = rate * eval_speed(m["device"], m["device_name"], full.precision)
+    train, evaluation = job_flops_parts(full)
+    return {"flops_per_s": rate, "eval_flops_per_s": eval_rate,
+            "projected_seconds": train / rate + evaluation / eval_rate}
 
 
 def environment(cfg: RunConfig) -> dict:

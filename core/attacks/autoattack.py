@@ -18,20 +18,22 @@ import torch
 from torch import nn
 
 from core.infra.atomic import write_json
+from core.infra.errors import UserError
 from core.infra.seeding import derive_seed
 
 log = logging.getLogger(__name__)
 
 
 def autoattack_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, seed: int,
-                       chunks: torch.Tensor, batch_size: int, device: torch.device,
+                       chunks: torch.Tensor, chunk_size: int, device: torch.device,
                        state_path: Path | None = None,
                        on_attack: Callable[[str, float], None] | None = None) -> torch.Tensor:
     """Per-example bool: still correctly classified after APGD-CE, APGD-T, FAB-T and Square.
 
     chunks[i]: the chunk (of the global evaluation order) point i belongs to. Each chunk is
-    one standard AutoAttack run, seeded by its chunk index, so a point's result is the same
-    whichever rank (shard) evaluates it. State is saved after every attack of every chunk."""
+    one standard AutoAttack run in one batch of at most `chunk_size` points, seeded by its
+    chunk index, so a point's result is the same whichever rank (shard) evaluates it and
+    whatever the eval batch. State is saved after every attack of every chunk."""
     from pyautoattack import AutoAttack
 
     state = _load_state(state_path, len(y))
@@ -52,13 +54,22 @@ def autoattack_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: 
                 idx = rows[state["robust"][rows]]
                 if len(idx):
                     aa.attacks_to_run = [name]  # the standard settings; one attack at a time
-                    _, y_adv = aa.run_standard_evaluation(x[idx], y[idx], batch_size=batch_size)
+                    y_adv = _attack(aa, x[idx], y[idx], chunk_size)
                     state["robust"][idx] = y_adv.cpu() == y[idx].cpu()
                 state["done"].append(key)
                 _save_state(state_path, state)
                 if on_attack:
                     on_attack(name, state["robust"].float().mean().item())
     return state["robust"]
+
+
+def _attack(aa, x: torch.Tensor, y: torch.Tensor, chunk_size: int) -> torch.Tensor:
+    try:
+        return aa.run_standard_evaluation(x, y, batch_size=chunk_size)[1]
+    except torch.cuda.OutOfMemoryError:  # never a smaller batch: that would change the numbers
+        raise UserError(f"AutoAttack's chunk of eval.aa_chunk={chunk_size} points does not fit "
+                        "in GPU memory: set eval.aa_chunk lower (a different evaluation: other "
+                        "run and evaluation ids); finished attacks are kept") from None
 
 
 DLR_TARGETED_CLASSES = 4  # APGD-T's targeted DLR loss reads the fourth-largest logit

@@ -141,6 +141,10 @@ class EvalCfg:
     points: str = added("shuffled")
     n_aa: int | None = request(None, ge=1)  # AutoAttack on the first n_aa of those (None: all)
     batch_size: int | None = runtime(None, ge=1)  # None: from free GPU memory (CPU: 256)
+    # AutoAttack attacks this many points as one batch (its random starts depend on which points
+    # share a batch), so its numbers and its resume never depend on the eval batch, i.e. on the
+    # GPU's free memory. 500 keeps the tiny scale's 360 points one chunk, as they always ran.
+    aa_chunk: int = added(500, ge=1)
     cw_kappa: float = param(50.0, gt=0)
     # the evaluation PGD/CW step in pixel units (the official --alpha: 2/255; ImageNet 1/255)
     step_size: Any = added(2 / 255)

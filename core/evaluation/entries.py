@@ -80,13 +80,14 @@ def _cw(ctx: EvalContext) -> Callable:
 
 def aa_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                ctx: EvalContext) -> torch.Tensor:
-    """AutoAttack standard (APGD-CE, APGD-T, FAB-T, Square), chunk by chunk of the eval batch
-    (each chunk seeded by its index, so a point's result does not depend on the shard),
-    resumable attack by attack; each rank keeps its own state."""
+    """AutoAttack standard (APGD-CE, APGD-T, FAB-T, Square), chunk by chunk of eval.aa_chunk
+    points, each chunk one batch seeded by its index: a point's result depends neither on the
+    shard nor on the eval batch (nor so on free GPU memory); resumable attack by attack; each
+    rank keeps its own state."""
     name = "aa" if ctx.world.size == 1 else f"aa_r{ctx.world.rank}of{ctx.world.size}"
     state = ctx.state.eval_state(name) if ctx.state else None
-    chunks = ctx.rows(len(y)) // ctx.batch_size
-    return autoattack_correct(model, x, y, ctx.eps, ctx.seed, chunks, ctx.batch_size,
+    chunks = ctx.rows(len(y)) // ctx.aa_chunk
+    return autoattack_correct(model, x, y, ctx.eps, ctx.seed, chunks, ctx.aa_chunk,
                               ctx.device, state)
 
 
@@ -97,7 +98,8 @@ register(_pgd("pgd100", "PGD-100", 100, _ce, stronger_than=("pgd20",)))
 # about 6000 passes per example: APGD-CE and APGD-T (9 targets) at 100 steps, FAB-T, Square
 # 5000 queries, each on the examples still robust (about half at the paper's accuracies)
 register(EvalAttack("aa", "AutoAttack", aa_correct, passes=6000, limit="n_aa",
-                    stronger_than=("pgd20", "cw20", "pgd100"), settings=aa_settings))
+                    stronger_than=("pgd20", "cw20", "pgd100"), settings=aa_settings,
+                    unit=lambda ctx: ctx.aa_chunk))
 register(EvalAttack("pgd20x5", "PGD-20 x5 restarts", functools.partial(
     restarts_correct, name="pgd20", steps=20, restarts=5), passes=5 * 41,
     stronger_than=("pgd20",)))

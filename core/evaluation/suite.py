@@ -50,6 +50,10 @@ class EvalContext:
     def step_size(self) -> float:
         return float((self.eval or EvalCfg()).step_size)
 
+    @property
+    def aa_chunk(self) -> int:
+        return (self.eval or EvalCfg()).aa_chunk
+
     def rows(self, n: int) -> torch.Tensor:
         return torch.arange(n) if self.index is None else self.index
 
@@ -77,6 +81,12 @@ class EvalAttack:
     stronger_than: tuple[str, ...] = ()
     # what it runs with on K classes ({"aa_target_classes": 7} for 8), recorded in the result
     settings: Callable[[int], dict[str, int]] | None = None
+    # the fixed number of points it attacks together, for an attack whose result depends on
+    # which points share a batch (None: per point; any batch will do); shards deal whole units
+    unit: Callable[[EvalContext], int] | None = None
+
+    def shard_unit(self, ctx: EvalContext) -> int:
+        return self.unit(ctx) if self.unit else ctx.batch_size
 
     @property
     def column(self) -> str:
@@ -126,9 +136,9 @@ CPU_BATCH = 256  # evaluation batch when none is set and there is no GPU memory 
 def eval_batch_size(requested: int | None, model: nn.Module, image_shape: torch.Size,
                     device: torch.device) -> int:
     """`requested`, else on a GPU the largest power of two (32..4096) whose attack step fits
-    in 80% of the free memory, probed with one 32-example input gradient; else CPU_BATCH. Our
-    PGD and CW results do not depend on the batch (per-example starts; tested), AutoAttack's
-    starts do, so core.runs.run logs the batch used in the run's train.log."""
+    in 80% of the free memory, probed with one 32-example input gradient; else CPU_BATCH. No
+    result depends on it: PGD and CW start per example, AutoAttack goes by eval.aa_chunk
+    (both tested); core.runs.run logs it in the run's train.log."""
     if requested:
         return requested
     if device.type != "cuda":
@@ -192,7 +202,7 @@ def _sharded(attack: EvalAttack, model: nn.Module, x: torch.Tensor, y: torch.Ten
     every rank). Each point's result depends on the point alone, not on its shard."""
     if ctx.world.size == 1:
         return attack.correct(model, x, y, ctx)
-    mine = eval_shard(len(y), ctx.batch_size, ctx.world)
+    mine = eval_shard(len(y), attack.shard_unit(ctx), ctx.world)
     local = (attack.correct(model, x[mine], y[mine], replace(ctx, index=mine)) if len(mine)
              else torch.zeros(0, dtype=torch.bool))
     parts = ctx.world.gather((mine.tolist(), local.tolist()))

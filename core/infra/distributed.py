@@ -74,12 +74,23 @@ def init_from_env() -> World:
     if "SUBMITIT_EXECUTOR" in os.environ and _submitit_tasks() > 1:
         from submitit.helpers import TorchDistributedEnvironment
 
-        TorchDistributedEnvironment().export(set_cuda_visible_devices=torch.cuda.is_available())
+        # not CUDA_VISIBLE_DEVICES: CUDA has read the device list by now (choosing the kernels
+        # asks for it) and ignores it; the rank is bound to its GPU below
+        TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return World()
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
-    dist.init_process_group(backend, timeout=datetime.timedelta(minutes=TIMEOUT_MINUTES))
+    cuda = torch.cuda.is_available()
+    if cuda:  # before the first collective: NCCL takes the current device as the rank's
+        torch.cuda.set_device(local_device(int(os.environ.get("LOCAL_RANK", 0))))
+    dist.init_process_group("nccl" if cuda else "gloo",
+                            timeout=datetime.timedelta(minutes=TIMEOUT_MINUTES))
     return world()
+
+
+def local_device(local_rank: int) -> torch.device:
+    """This rank's GPU: its local rank's among the GPUs the task sees (all of the node's, or,
+    where SLURM binds a GPU per task, its own one)."""
+    return torch.device("cuda", local_rank % torch.cuda.device_count())
 
 
 def _submitit_tasks() -> int:

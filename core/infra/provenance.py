@@ -73,6 +73,7 @@ def machine(device: torch.device) -> dict:
            "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
            "cudnn_deterministic": torch.backends.cudnn.deterministic,
            "cudnn_benchmark": torch.backends.cudnn.benchmark,
+           "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,  # convolutions (patch embedding)
            "matmul_precision": torch.get_float32_matmul_precision()}
     out["device_name"] = (torch.cuda.get_device_name(device) if device.type == "cuda"
                           else out["cpu"])
@@ -94,8 +95,9 @@ def machine_kind(m: dict) -> str:
 
 
 def peak_memory(device: torch.device) -> dict:
-    """The most memory this process held: the GPU's allocated bytes, or on a CPU the
-    process's peak resident set (everything it loaded, not the run alone)."""
+    """The most memory this process held since the GPU's peak counter was last reset: the
+    GPU's allocated bytes, or on a CPU the process's peak resident set (everything it loaded,
+    not the run alone; never reset)."""
     if device.type == "cuda":
         return {"bytes": torch.cuda.max_memory_allocated(device), "what": "CUDA allocated"}
     import resource

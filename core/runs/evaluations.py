@@ -49,7 +49,8 @@ log = logging.getLogger("core")
 EVALS = "_evals"   # <runs_dir>/_evals/<eval-id>/: one folder per evaluated (weights, settings)
 CONF = core.conf.FOLDER
 # what an evaluation computes depends on these besides the model and data settings ...
-EVALUATED = ("attack.eps", "seed", "eval.n", "eval.points", "eval.cw_kappa", "eval.step_size")
+EVALUATED = ("attack.eps", "seed", "eval.n", "eval.points", "eval.cw_kappa", "eval.step_size",
+             "eval.aa_chunk")
 # ... and not on these (the weights come in by their SHA-256)
 NOT_EVALUATED = ("model.source", "model.drop_path", "data.train_subset", "data.drop_last")
 # a checkpoint's shape that says which input it was made for: (key, what, the setting to fix)

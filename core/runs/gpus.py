@@ -43,6 +43,16 @@ def gpu_named(device_name: str) -> tuple[str, bool]:
     return (max(found)[1], True) if found else (DEFAULT_GPU, False)
 
 
+def eval_speed(device: str, device_name: str, precision: str) -> float:
+    """How fast evaluation (FP32) runs next to a training step at `precision` on that device:
+    the GPU's FP32 peak over its peak at `precision` (an H100 in bf16: 0.068); 1 on a CPU,
+    whose measured rate is the only one there is."""
+    if not device.startswith("cuda"):
+        return 1.0
+    g = GPUS.get(gpu_named(device_name)[0])
+    return g.tflops["fp32"] / g.tflops.get(precision, g.tflops["fp32"])
+
+
 def describe(name: str, utilisation: float = UTILISATION) -> str:
     g = GPUS.get(name)
     peaks = ", ".join(f"{p} {t:g}" for p, t in g.tflops.items())

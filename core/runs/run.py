@@ -20,7 +20,7 @@ from core.data.points import order_of, record_of
 from core.data.sets import Splits
 from core.evaluation import EVAL_ATTACKS, EvalContext, covers, eval_batch_size, evaluate, ordered
 from core.infra.atomic import save_torch, write_text
-from core.infra.distributed import SINGLE, World, world
+from core.infra.distributed import SINGLE, World, local_device, world
 from core.infra.kernels import for_run, pin
 from core.infra.provenance import code_version, machine, package_versions, peak_memory
 from core.infra.rundir import RunDir
@@ -49,7 +49,7 @@ def resolve_device(name: str) -> torch.device:
         return torch.device(name)
     if not torch.cuda.is_available():
         return torch.device("cpu")
-    return torch.device("cuda", world().local_rank % torch.cuda.device_count())
+    return local_device(world().local_rank)
 
 
 def choose_kernels(cfg: RunConfig) -> None:
@@ -136,6 +136,7 @@ def _train_and_evaluate(cfg: RunConfig, rid: str, run_dir: RunDir) -> dict:
     try:
         progress, trainee = train(cfg, rid, run_dir, built, splits, device, tracking)
         model, trained = trainee.eval_model, time.time()
+        train_peak = peak_memory(device)  # the eval batch probe resets the GPU's peak
         metrics = evaluate_suite(cfg, model, x, y, cfg.eval.attacks, run_dir, device)
         tracking.log("final", {k: v for k, v in metrics.items() if k.endswith("_acc")},
                      progress.step)
@@ -155,7 +156,7 @@ def _train_and_evaluate(cfg: RunConfig, rid: str, run_dir: RunDir) -> dict:
         "train_images_per_s": progress.images / max(progress.train_seconds, 1e-9),
         "train_seconds": progress.train_seconds, "last_step_seconds": progress.last_step_seconds,
         "eval_seconds": evaluated - trained, "wall_seconds": time.time() - started,
-        "peak_memory": peak_memory(device), "ranks": w.size,
+        "peak_memory": train_peak, "eval_peak_memory": peak_memory(device), "ranks": w.size,
     }
     if w.main:
         save_torch(run_dir.weights, model.net.state_dict())

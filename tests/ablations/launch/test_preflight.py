@@ -63,3 +63,24 @@ def test_a_preflight_batch_a_run_cannot_take_is_one_line_before_any_work(tmp_pat
     assert "--preflight-batch 1: batch_size=1 is odd" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1, out.stderr
     assert not list((tmp_path / "runs").glob("_preflight/*"))
+
+
+def test_the_projection_prices_evaluation_at_its_own_precision():
+    """Evaluation runs in FP32 (59% of a paper cell's FLOPs) and was projected at the bf16
+    training step's rate: on an H100 that is 989.4 / 66.9 = 14.8 times too fast. A CPU has one
+    measured rate for both."""
+    from ablations.launch.preflight import _projection
+    from core.config.compose import compose
+    from core.runs.cost import job_flops_parts
+
+    full = compose(["model=vit_b16", "data=cifar10", "precision=bf16"])
+    cfg = compose(["model=vit_b16", "data=cifar10", "precision=bf16", "batch_size=4"])
+    train, evaluation = job_flops_parts(full)
+    for device, name, eval_rate in (("cuda:0", "NVIDIA H100 80GB HBM3", 66.9 / 989.4),
+                                    ("cpu", "AMD EPYC", 1.0)):
+        result = {"last_step_seconds": 0.5, "machine": {"device": device, "device_name": name}}
+        p = _projection(cfg, full, result)
+        assert p["eval_flops_per_s"] == pytest.approx(p["flops_per_s"] * eval_rate)
+        assert p["projected_seconds"] == pytest.approx(
+            train / p["flops_per_s"] + evaluation / (p["flops_per_s"] * eval_rate))
+    assert evaluation > train  # so pricing it right matters

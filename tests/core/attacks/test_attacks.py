@@ -234,3 +234,60 @@ def test_autoattack_on_ten_classes_is_the_standard_one():
     fit_to_classes(aa, 10)
     assert aa.apgd_targeted.n_target_classes == aa.fab.n_target_classes == 9
     assert aa.attacks_to_run == ["apgd-ce", "apgd-t", "fab-t", "square"]
+
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.slow
+def test_autoattack_numbers_and_resume_do_not_depend_on_the_eval_batch(
+        trained_model, test_batch, tmp_path, monkeypatch):
+    """The eval batch is probed from free GPU memory, so AutoAttack's chunks are eval.aa_chunk
+    points, not eval batches: batch 4 and batch 16 attack the same chunks with the same
+    attacks and give the same flags, and a run killed after its first attack then resumed
+    with another batch attacks exactly what an uninterrupted one does (chunked by the batch,
+    points 4-7 never saw APGD-CE)."""
+    import pyautoattack
+
+    import core.attacks.autoattack as autoattack
+    from core.config import EvalCfg
+    from core.infra.rundir import RunDir
+
+    model, _ = trained_model
+    x, y = test_batch[0][:16], test_batch[1][:16]
+    seen: list[tuple[str, int]] = []
+    original = pyautoattack.AutoAttack.run_standard_evaluation
+
+    def recorded(self, xs, ys, batch_size=250, **kw):
+        seen.append((self.attacks_to_run[0], len(xs)))
+        return original(self, xs, ys, batch_size=batch_size, **kw)
+
+    monkeypatch.setattr(pyautoattack.AutoAttack, "run_standard_evaluation", recorded)
+
+    def aa(batch: int, folder) -> torch.Tensor:
+        ctx = EvalContext(eps=EPS, seed=0, batch_size=batch, device=torch.device("cpu"),
+                          eval=EvalCfg(aa_chunk=8), state=RunDir(folder))
+        evaluate(model, x, y, ["aa"], ctx)
+        return torch.tensor(__import__("json").loads(RunDir(folder).eval_flags("aa")
+                                                     .read_text())["correct"])
+
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir(), (tmp_path / "c").mkdir()
+    flags_16 = aa(16, tmp_path / "a")
+    calls_16, seen[:] = list(seen), []
+    assert aa(4, tmp_path / "b").tolist() == flags_16.tolist()
+    assert seen == calls_16
+    assert ("apgd-ce", 8) in calls_16 and sum(n for a, n in calls_16 if a == "apgd-ce") == 16
+
+    save, seen[:] = autoattack._save_state, []
+
+    def killed_after_one(path, state):
+        save(path, state)
+        raise _Stop  # a kill right after the first attack's state is saved
+
+    monkeypatch.setattr(autoattack, "_save_state", killed_after_one)
+    with pytest.raises(_Stop):
+        aa(4, tmp_path / "c")
+    monkeypatch.setattr(autoattack, "_save_state", save)
+    assert aa(16, tmp_path / "c").tolist() == flags_16.tolist()
+    assert sorted(seen) == sorted(calls_16)

@@ -182,3 +182,49 @@ class _DiesAtStep:
 
         step.optimizer_step = functools.update_wrapper(dying, original)
         return self.job()
+
+
+@pytest.mark.parametrize("local_rank, visible, expected", [(2, 4, 2), (5, 4, 1), (3, 1, 0)])
+def test_each_rank_is_bound_to_its_gpu_before_the_first_collective(monkeypatch, local_rank,
+                                                                   visible, expected):
+    """Every rank stayed on cuda:0 (NCCL: "Duplicate GPU detected"): CUDA_VISIBLE_DEVICES was
+    exported after CUDA had read the device list. Now rank k sets cuda:k (modulo the GPUs it
+    sees: one where SLURM binds a GPU per task) before the process group starts, and a
+    submitit job exports no CUDA_VISIBLE_DEVICES."""
+    import submitit.helpers
+    import torch.distributed as dist
+
+    import core.infra.distributed as d
+    from core.runs.run import resolve_device
+
+    calls: list = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: visible)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda dev: calls.append(torch.device(dev)))
+    monkeypatch.setattr(dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(dist, "init_process_group", lambda backend, **kw: calls.append(backend))
+    monkeypatch.setattr(submitit.helpers.TorchDistributedEnvironment, "__init__",
+                        lambda self: None)
+    monkeypatch.setattr(submitit.helpers.TorchDistributedEnvironment, "export",
+                        lambda self, **kw: calls.append(kw))
+    monkeypatch.setattr(d, "_submitit_tasks", lambda: 4)
+    monkeypatch.setenv("SUBMITIT_EXECUTOR", "slurm")
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("LOCAL_RANK", str(local_rank))
+    d.init_from_env()
+    assert calls == [{"set_cuda_visible_devices": False}, torch.device("cuda", expected), "nccl"]
+    monkeypatch.setattr("core.runs.run.world", lambda: World(local_rank, 4, local_rank))
+    assert resolve_device("auto") == torch.device("cuda", expected)
+
+
+def test_torchrun_makes_one_run_over_its_ranks(monkeypatch):
+    """`torchrun -m core.train` started N independent runs: core.train joins the group."""
+    import core.infra.distributed as d
+    import core.runs.run as run_module
+    from core.train import main
+
+    joined: list = []
+    monkeypatch.setattr(d, "init_from_env", lambda: joined.append(1) or World(1, 2, 1))
+    monkeypatch.setattr(run_module, "run", lambda cfg: {"run_id": "x", "status": "done"})
+    assert main(["scale=tiny", "model.source=none", "epochs=1"]) == 0
+    assert joined == [1]

@@ -200,3 +200,23 @@ def test_asking_a_finished_run_for_more_attacks_evaluates_only_those(fast_cfg):
     log = run_dir_of(cfg).log.read_text()
     assert log.count("epoch 2:") == 1 and "extending the evaluation" in log
     assert run(fast_cfg("eval=quick")) == full  # a subset is already there
+
+
+def test_the_recorded_peak_memory_is_the_training_steps(fast_cfg, monkeypatch):
+    """The eval batch probe resets the GPU's peak counter, so a peak read after evaluation is
+    the evaluation's: the result (and the pre-flight's "peak memory") keep the training's,
+    read before evaluation starts, and the evaluation's apart."""
+    import core.runs.run as r
+
+    phase = {"now": "training"}
+    original = r.evaluate_suite
+
+    def evaluating(*args, **kwargs):
+        phase["now"] = "evaluation"
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(r, "evaluate_suite", evaluating)
+    monkeypatch.setattr(r, "peak_memory", lambda device: {"bytes": 1, "what": phase["now"]})
+    result = r.run(fast_cfg())
+    assert result["peak_memory"]["what"] == "training"
+    assert result["eval_peak_memory"]["what"] == "evaluation"
