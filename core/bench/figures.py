@@ -21,7 +21,7 @@ from core.models import build_model
 from core.models.families import patch_grid
 from core.runs.run import run
 from core.training.loop import Progress, setup
-from core.training.precision import autocast
+from core.training.precision import autocast, matmul_precision
 from core.training.step import StepAt, optimizer_step
 
 
@@ -47,19 +47,24 @@ def interleaved(fns: dict[str, Callable[[], object]], repeats: int,
     return {k: min(v) for k, v in times.items()}
 
 
-def bare_at_step(model, opt, x, y, eps=8 / 255, alpha=2 / 255, steps=10) -> None:
-    """The textbook loop: PGD-10 from a uniform start, CE, clip 1.0, SGD step."""
+def bare_at_step(model, opt, x, y, precision: str = "fp32", eps=8 / 255, alpha=2 / 255,
+                 steps=10) -> None:
+    """The textbook loop: PGD-10 from a uniform start, CE, clip 1.0, SGD step; at our step's
+    precision, so that the ratio compares engines, not precisions."""
     delta = (torch.rand_like(x) * 2 - 1) * eps
     model.eval()
-    for _ in range(steps):
-        delta.requires_grad_(True)
-        loss = F.cross_entropy(model(x + delta), y)
-        grad, = torch.autograd.grad(loss, delta)
-        delta = ((delta + alpha * grad.sign()).clamp(-eps, eps) + x).clamp(0, 1) - x
-    model.train()
-    loss = F.cross_entropy(model(x + delta.detach()), y)
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
+    with matmul_precision(precision):
+        for _ in range(steps):
+            delta.requires_grad_(True)
+            with autocast(precision, x.device):
+                loss = F.cross_entropy(model(x + delta), y)
+            grad, = torch.autograd.grad(loss, delta)
+            delta = ((delta + alpha * grad.sign()).clamp(-eps, eps) + x).clamp(0, 1) - x
+        model.train()
+        with autocast(precision, x.device):
+            loss = F.cross_entropy(model(x + delta.detach()), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     opt.step()
 
@@ -124,7 +129,8 @@ def bench_steps(s: Setup, repeats: int) -> dict[str, float]:
     net = trainee.model.net
     x, y = (s.images.images[:plain.batch_size].float() / 255).to(s.device), \
         s.images.labels[:plain.batch_size].to(s.device)
-    bare_model = type(trainee.model)(net, trainee.model.mean.tolist(), trainee.model.std.tolist())
+    bare_model = type(trainee.model)(net, trainee.model.mean.flatten().tolist(),
+                                     trainee.model.std.flatten().tolist()).to(s.device)
     bare_opt = torch.optim.SGD(bare_model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
     mean, std = trainee.model.mean.flatten().tolist(), trainee.model.std.flatten().tolist()
     loader = ref.reference_loader(s.images, mean, std, plain.batch_size, 4, workers=0)
@@ -151,7 +157,10 @@ def bench_steps(s: Setup, repeats: int) -> dict[str, float]:
             for h in hooks:
                 h.remove()
 
-    t = interleaved({"ours": ours, "bare": lambda: bare_at_step(bare_model, bare_opt, x, y),
+    def bare() -> None:
+        bare_at_step(bare_model, bare_opt, x, y, plain.precision)
+
+    t = interleaved({"ours": ours, "bare": bare,
                      "ard_prm": with_plugins, "reference": reference(),
                      "reference_ard_prm": reference_ard_prm, "trades": trades,
                      "reference_trades": reference(ref.reference_trades_step)},

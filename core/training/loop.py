@@ -166,7 +166,8 @@ def _loop(cfg: RunConfig, run_id: str, run_dir: RunDir, t: Trainee, splits: Spli
         tick = time.perf_counter()
         try:
             ok = steps_mod.optimizer_step(cfg, t, mixer, x.to(device, non_blocking=True),
-                                          y.to(device), at, device, progress)
+                                          y.to(device, non_blocking=True), at, device,
+                                          progress)
         except BaseException:  # preemption (SLURM's signal via submitit), Ctrl-C, kill
             _save_if_consistent(run_dir, run_id, t, progress)
             raise

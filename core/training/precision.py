@@ -15,15 +15,22 @@ PRECISIONS.add("bf16", "high")
 
 
 @contextlib.contextmanager
-def autocast(precision: str, device: torch.device) -> Iterator[None]:
-    """The step's precision; the process's matmul precision is put back afterwards, so one
-    run never changes the numbers of the next one in the same process."""
+def matmul_precision(precision: str) -> Iterator[None]:
+    """The FP32 matmul precision of `precision` (TF32 for tf32 and bf16), put back afterwards,
+    so one run never changes the numbers of the next one in the same process. A step holds it
+    over its backward too: outside it an update's backward would run in true FP32."""
     before = torch.get_float32_matmul_precision()
     torch.set_float32_matmul_precision(PRECISIONS.get(precision))
-    amp = (torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16"
-           else contextlib.nullcontext())
     try:
-        with amp:
-            yield
+        yield
     finally:
         torch.set_float32_matmul_precision(before)
+
+
+@contextlib.contextmanager
+def autocast(precision: str, device: torch.device) -> Iterator[None]:
+    """The step's forward precision: its matmul precision, and bf16 autocast for bf16."""
+    amp = (torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16"
+           else contextlib.nullcontext())
+    with matmul_precision(precision), amp:
+        yield

@@ -19,7 +19,7 @@ from core.infra.distributed import Shard, World
 from core.infra.seeding import derive_seed, generator
 from core.training.ard_prm import ramp
 from core.training.objectives import objective_of
-from core.training.precision import autocast
+from core.training.precision import autocast, matmul_precision
 from core.training.schedules import SCHEDULES, set_lr
 
 log = logging.getLogger(__name__)
@@ -49,11 +49,12 @@ def optimizer_step(cfg: RunConfig, t, mixer: Mixer, x: torch.Tensor, y: torch.Te
     make_adv = _adversary(cfg, t, x, ramp(epoch_t, cfg.warmup_epochs), g, device, at.shard)
     torch.manual_seed(derive_seed(cfg.seed, "model", at.epoch, at.step))  # timm's drop path
     t.model.train()
-    with autocast(cfg.precision, device):
-        loss, logits = objective.loss(t.trainer, x, target, make_adv, **hparams)
-    t.opt.zero_grad(set_to_none=True)
-    share = len(x) * at.world.size / at.shard.total  # DDP averages: weigh by rows held
-    (loss * share if at.world.size > 1 else loss).backward()
+    with matmul_precision(cfg.precision):  # the update's backward at the step's precision too
+        with autocast(cfg.precision, device):
+            loss, logits = objective.loss(t.trainer, x, target, make_adv, **hparams)
+        t.opt.zero_grad(set_to_none=True)
+        share = len(x) * at.world.size / at.shard.total  # DDP averages: weigh by rows held
+        (loss * share if at.world.size > 1 else loss).backward()
     max_norm = cfg.optim.grad_clip_norm if cfg.optim.grad_clip else float("inf")
     grad_norm = nn.utils.clip_grad_norm_(t.model.parameters(), max_norm)
     sums = at.world.all_sum(torch.stack([loss.detach().float() * len(x),

@@ -39,3 +39,23 @@ def test_the_streaming_figures_are_printed(capsys):
     assert main(["--data", "--images", "8"]) == 0
     printed = _printed(capsys)
     assert printed and all(math.isfinite(float(v)) for v in printed.values()), printed
+
+
+@pytest.mark.parametrize("precision, dtype", [("bf16", "torch.bfloat16"),
+                                              ("fp32", "torch.float32")])
+def test_the_bare_loop_runs_at_our_steps_precision(precision, dtype):
+    """at_step_vs_bare_loop compared our bf16 step with an fp32 bare loop: precisions, not
+    engines. The bare loop now runs every forward at the precision it is given."""
+    import timm
+    import torch
+
+    from core.bench.figures import bare_at_step
+    from core.models.normalize import Normalized
+
+    model = Normalized(timm.create_model("vitadv_vit_micro"), [0.5] * 3, [0.5] * 3)
+    seen = []
+    model.net.head.register_forward_hook(lambda m, i, out: seen.append(str(out.dtype)))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = torch.rand(4, 3, 16, 16), torch.tensor([0, 1, 2, 3])
+    bare_at_step(model, opt, x, y, precision, steps=2)
+    assert seen == [dtype] * 3

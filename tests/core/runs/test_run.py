@@ -220,3 +220,25 @@ def test_the_recorded_peak_memory_is_the_training_steps(fast_cfg, monkeypatch):
     result = r.run(fast_cfg())
     assert result["peak_memory"]["what"] == "training"
     assert result["eval_peak_memory"]["what"] == "evaluation"
+
+
+@pytest.mark.parametrize("precision, expected", [("tf32", "high"), ("fp32", "highest")])
+def test_the_update_backward_runs_at_the_steps_precision(fast_cfg, monkeypatch, precision,
+                                                         expected):
+    """precision=tf32 put "highest" back before the update's backward: half the step ran in
+    true FP32. Every backward of a step now runs at the step's matmul precision."""
+    import torch
+
+    seen = []
+    original = torch.Tensor.backward
+
+    def recorded(self, *args, **kwargs):
+        seen.append(torch.get_float32_matmul_precision())
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.Tensor, "backward", recorded)
+    from core.runs.run import run
+
+    run(fast_cfg(f"precision={precision}", "eval.attacks=[clean]", "epochs=1"))
+    assert seen and set(seen) == {expected}
+    assert torch.get_float32_matmul_precision() == "highest"  # put back after the run
