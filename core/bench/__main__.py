@@ -2,6 +2,7 @@
 
     python -m core.bench [--device cpu|cuda] [--model PRESET] [--repeats N] [overrides...]
     python -m core.bench --data       # JPEG decoding per worker vs an H100's demand
+    python -m core.bench --acceptance [--out acceptance.json]   # a GPU's first hour, one JSON
 
 Against a bare hand-written loop (core engine overhead) and against `core.bench.reference`, the
 paper's loop in the official code's style (the baseline for every speed claim):
@@ -23,8 +24,10 @@ import sys
 
 import torch
 
+from core.bench.acceptance import acceptance
 from core.bench.figures import Setup, bench_eval, bench_steps
 from core.bench.streaming import bench_data
+from core.infra.atomic import write_json
 from core.infra.cli import Parser
 from core.infra.kernels import pin
 
@@ -38,6 +41,12 @@ def parser() -> Parser:
     p.add_argument("--data", action="store_true",
                    help="only the JPEG streaming figures (core/bench/streaming.py)")
     p.add_argument("--images", type=int, default=300, help="JPEGs for --data")
+    p.add_argument("--acceptance", action="store_true",
+                   help="the paper step (ours, bare, reference), compile off/on, the eval "
+                        "batch and PGD-20 in FP32/TF32, the CUDA tests and main_table's "
+                        "pre-flight, into one JSON (core/bench/acceptance.py); on a CPU, a "
+                        "smoke of the same path on the tiny model")
+    p.add_argument("--out", default="acceptance.json", help="where --acceptance writes")
     p.add_argument("overrides", nargs="*",
                    help="hydra overrides for the tiny model's configs (e.g. epochs=2 runs_dir=x)")
     return p
@@ -51,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{k}: {v:.1f}", flush=True)
         return 0
     device = torch.device(a.device)
+    if a.acceptance:
+        record = acceptance(device, min(a.repeats, 5), tuple(a.overrides))
+        print(f"acceptance -> {write_json(a.out, record)}")
+        return 0
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     print(f"device: {name} ({torch.get_num_threads()} threads)")
     print(f"model: {a.model}")

@@ -59,3 +59,23 @@ def test_the_bare_loop_runs_at_our_steps_precision(precision, dtype):
     x, y = torch.rand(4, 3, 16, 16), torch.tensor([0, 1, 2, 3])
     bare_at_step(model, opt, x, y, precision, steps=2)
     assert seen == [dtype] * 3
+
+
+@pytest.mark.slow
+def test_the_acceptance_command_runs_end_to_end_on_a_cpu(tmp_path, capsys):
+    """`python -m core.bench --acceptance --device cpu`: the GPU's one prepared command, as a
+    smoke of its code path (about 2.5 minutes here; no figure of it is a GPU's)."""
+    import json
+
+    out = tmp_path / "acceptance.json"
+    assert main(["--acceptance", "--device", "cpu", "--repeats", "1", "--out", str(out),
+                 f"runs_dir={tmp_path / 'runs'}", "epochs=1", "eval.n=32"]) == 0
+    record = json.loads(out.read_text())
+    sections = ("step", "compile", "eval", "cuda_tests", "preflight")
+    assert {s: record[s].get("error") for s in sections} == dict.fromkeys(sections)
+    assert record["step"]["at_step_vs_bare_loop"] > 0
+    assert record["compile"]["on"]["graphs"] >= 1 and record["compile"]["off"]["graphs"] == 0
+    assert record["eval"]["pgd20_images_per_s_fp32"] > 0
+    assert record["cuda_tests"]["exit_code"] == 0 and "skipped" in record["cuda_tests"]["summary"]
+    assert record["preflight"]["exit_code"] == 0
+    assert any(ln.startswith("total: 8 runs, 8 ok") for ln in record["preflight"]["lines"])
