@@ -33,6 +33,7 @@ from core.attacks import PGD, cross_entropy, pgd_eval
 from core.bench.figures import Setup, bench_steps
 from core.config import changed
 from core.evaluation import eval_batch_size
+from core.models import build_model
 from core.training.precision import matmul_precision
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout: its tests/ and its commands
@@ -94,8 +95,6 @@ def compile_figures(s: Setup, steps: int = 4) -> dict:
 
 def eval_figures(s: Setup) -> dict:
     """The probed evaluation batch, and PGD-20 throughput at FP32 and at TF32."""
-    from core.models import build_model
-
     model = build_model(s.cfg.model, s.cfg.data.img_size, 10, s.cfg.runs_dir,
                         "none").model.to(s.device).eval()
     x = s.images.images[:s.cfg.batch_size].float().div(255).to(s.device)
