@@ -23,7 +23,12 @@ def _train(overrides: list[str], flags: set[str]) -> int:
     from core.config import run_id  # deferred: fast --help
     from core.config.compose import compose  # deferred: fast --help
     from core.infra.distributed import init_from_env  # deferred: fast --help
-    from core.runs.run import choose_kernels, run, run_dir_of  # deferred: fast --help
+    from core.runs.run import (  # deferred: fast --help
+        choose_kernels,
+        resolve_device,
+        run,
+        run_dir_of,
+    )
 
     cfg = compose(overrides)
     if "--cfg" in flags:
@@ -33,7 +38,8 @@ def _train(overrides: list[str], flags: set[str]) -> int:
     if "--estimate" in flags:
         _state_projection(cfg, always=True)
         return 0
-    w = init_from_env()  # under torchrun: one run over its ranks, each on its own GPU
+    # under torchrun: one run over its ranks, each on its own GPU (or CPU processes, gloo)
+    w = init_from_env(cuda=resolve_device(cfg.device).type == "cuda")
     if w.main:
         _state_projection(cfg)
     result = run(cfg)

@@ -15,7 +15,7 @@ from core.evaluation import EVAL_ATTACKS
 from core.infra.distributed import init_from_env
 from core.infra.rundir import RunDir
 from core.models.sources import source_of
-from core.runs.run import choose_kernels, run
+from core.runs.run import choose_kernels, resolve_device, run
 from core.training import loop
 
 
@@ -78,7 +78,8 @@ class RunJob(submitit.helpers.Checkpointable):
         _exit_on_sigterm()
         cfg = from_dict(self.cfg)
         choose_kernels(cfg)
-        w = init_from_env()  # one rank per task when the cell spans several devices
+        # one rank per task when the cell spans several devices
+        w = init_from_env(cuda=resolve_device(cfg.device).type == "cuda")
         # a config that pins its threads (tiny scale: 1, for identical numbers) keeps them
         cfg = changed(cfg, progress=False, threads=cfg.threads or self.threads)
         run_dir = RunDir.of(cfg.runs_dir, run_id(cfg))

@@ -18,7 +18,11 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-TIMEOUT_MINUTES = float(os.environ.get("VITADV_COLLECTIVE_TIMEOUT_MIN", "30"))
+# How long a rank waits at a collective. Sharded evaluation gives ranks unequal AutoAttack
+# work (whole chunks dealt round-robin: 10 chunks on 8 ranks leave 6 waiting a chunk's time,
+# which on ImageNet ViT-B is past NCCL's usual 30 minutes); a task that dies takes its job
+# down at once (srun --kill-on-bad-exit), so a long wait costs nothing.
+TIMEOUT_MINUTES = float(os.environ.get("VITADV_COLLECTIVE_TIMEOUT_MIN", "240"))
 
 
 @dataclass(frozen=True)
@@ -66,9 +70,11 @@ def world() -> World:
     return World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
 
 
-def init_from_env() -> World:
+def init_from_env(cuda: bool | None = None) -> World:
     """Join the job's process group when it has several tasks (submitit's environment, or
-    torchrun's RANK/WORLD_SIZE); a single task stays a one-process world."""
+    torchrun's RANK/WORLD_SIZE); a single task stays a one-process world. `cuda`: whether the
+    run computes on GPUs (NCCL, each rank bound to its GPU) or on CPUs (gloo), as its device
+    says; default: whether there is a GPU. A CPU run beside a GPU must not take NCCL."""
     if dist.is_available() and dist.is_initialized():
         return world()
     if "SUBMITIT_EXECUTOR" in os.environ and _submitit_tasks() > 1:
@@ -79,7 +85,7 @@ def init_from_env() -> World:
         TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return World()
-    cuda = torch.cuda.is_available()
+    cuda = torch.cuda.is_available() if cuda is None else cuda
     if cuda:  # before the first collective: NCCL takes the current device as the rank's
         torch.cuda.set_device(local_device(int(os.environ.get("LOCAL_RANK", 0))))
     dist.init_process_group("nccl" if cuda else "gloo",

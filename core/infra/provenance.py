@@ -94,6 +94,23 @@ def machine_kind(m: dict) -> str:
     return kind
 
 
+def reset_compile_stats() -> None:
+    """A run that compiles starts from a clean dynamo: its graphs alone are counted."""
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+
+
+def compile_stats() -> dict[str, int]:
+    """What torch.compile did in this process since dynamo's counters were last cleared: the
+    graphs it compiled (a recompile is one more) and its graph breaks (0: one graph a mode)."""
+    from torch._dynamo.utils import counters
+
+    return {"graphs": counters["stats"]["unique_graphs"],
+            "graph_breaks": sum(counters["graph_break"].values())}
+
+
 def peak_memory(device: torch.device) -> dict:
     """The most memory this process held since the GPU's peak counter was last reset: the
     GPU's allocated bytes, or on a CPU the process's peak resident set (everything it loaded,

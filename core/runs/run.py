@@ -22,7 +22,14 @@ from core.evaluation import EVAL_ATTACKS, EvalContext, covers, eval_batch_size, 
 from core.infra.atomic import save_torch, write_text
 from core.infra.distributed import SINGLE, World, local_device, world
 from core.infra.kernels import for_run, pin
-from core.infra.provenance import code_version, machine, package_versions, peak_memory
+from core.infra.provenance import (
+    code_version,
+    compile_stats,
+    machine,
+    package_versions,
+    peak_memory,
+    reset_compile_stats,
+)
 from core.infra.rundir import RunDir
 from core.models import build_model
 from core.models.sources import source_of
@@ -129,7 +136,9 @@ def build(cfg: RunConfig, splits: Splits, source: str):
 
 def _train_and_evaluate(cfg: RunConfig, rid: str, run_dir: RunDir) -> dict:
     started = time.time()
-    source = resolve_source(cfg)
+    source = resolve_source(cfg)  # a pretraining it needs runs first, with its own counts
+    if cfg.compile:
+        reset_compile_stats()
     device, splits, x, y = prepare(cfg)
     built = build(cfg, splits, source)
     tracking = Tracking(cfg.track if world().main else [], run_dir, rid, to_dict(cfg))
@@ -157,7 +166,11 @@ def _train_and_evaluate(cfg: RunConfig, rid: str, run_dir: RunDir) -> dict:
         "train_seconds": progress.train_seconds, "last_step_seconds": progress.last_step_seconds,
         "eval_seconds": evaluated - trained, "wall_seconds": time.time() - started,
         "peak_memory": train_peak, "eval_peak_memory": peak_memory(device), "ranks": w.size,
+        "compile": compile_stats() if cfg.compile else None,
     }
+    if cfg.compile:
+        log.info("torch.compile: %(graphs)d graphs, %(graph_breaks)d graph breaks",
+                 result["compile"])
     if w.main:
         save_torch(run_dir.weights, model.net.state_dict())
         run_dir.write_result(result)

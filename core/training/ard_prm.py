@@ -10,6 +10,7 @@ r(t) = t / w rises from 0 to 1 over the first w epochs (t fractional), then stay
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 from collections.abc import Callable, Iterator
 
@@ -43,27 +44,51 @@ class GradGate(torch.autograd.Function):
 
 
 class ARD:
-    """Forward hooks on every attention branch; they gate gradients only inside `dropping`."""
+    """Forward hooks on every attention branch; they gate gradients only inside `dropping`.
 
-    def __init__(self, net: nn.Module, family: Family) -> None:
+    Given the `outer` module the attack calls (the model wrapper, which is never compiled), a
+    pre-hook on it draws one pass's coins for every branch at once, before the compiled
+    network runs: its branch hooks then only read their coin, so `compile=true` traces them
+    without a break (a generator cannot enter a graph). The draws are the same as one per
+    branch in the hooks (the branches in forward order from one generator), which the hooks
+    make where there is no outer module."""
+
+    def __init__(self, net: nn.Module, family: Family, outer: nn.Module | None = None) -> None:
         self.keep_prob: float | None = None
+        self.active = False  # a bool the compiled hooks read: one guard, two graphs at most
         self.generator: torch.Generator | None = None
-        self.handles = [m.register_forward_hook(self._hook) for m in family.attention_branches(net)]
+        self.coins: torch.Tensor | None = None
+        branches = family.attention_branches(net)
+        self.handles = [m.register_forward_hook(functools.partial(self._hook, i))
+                        for i, m in enumerate(branches)]
+        self.per_pass = outer is not None
+        if outer is not None:
+            self.handles.append(outer.register_forward_pre_hook(self._draw))
+        self.branches = len(branches)
 
-    def _hook(self, module: nn.Module, inputs: tuple, out: torch.Tensor) -> torch.Tensor | None:
-        if self.keep_prob is None or self.keep_prob >= 1.0:
+    def _draw(self, module: nn.Module, inputs: tuple) -> None:
+        if self.active:
+            g = self.generator
+            self.coins = torch.rand(self.branches, generator=g, device=g.device) < self.keep_prob
+
+    def _hook(self, i: int, module: nn.Module, inputs: tuple,
+              out: torch.Tensor) -> torch.Tensor | None:
+        if not self.active:
             return None  # nothing is dropped: the graph is exactly the plain model's
-        g = self.generator
-        coin = torch.rand((), generator=g, device=g.device).to(out.device) < self.keep_prob
-        return GradGate.apply(out, coin.to(out.dtype))
+        if self.per_pass:
+            coin = self.coins[i]
+        else:
+            g = self.generator
+            coin = torch.rand((), generator=g, device=g.device) < self.keep_prob
+        return GradGate.apply(out, coin.to(device=out.device, dtype=out.dtype))
 
     @contextlib.contextmanager
     def dropping(self, keep_prob: float, g: torch.Generator) -> Iterator[None]:
-        self.keep_prob, self.generator = keep_prob, g
+        self.keep_prob, self.generator, self.active = keep_prob, g, keep_prob < 1.0
         try:
             yield
         finally:
-            self.keep_prob, self.generator = None, None
+            self.keep_prob, self.generator, self.active, self.coins = None, None, False, None
 
     def remove(self) -> None:
         for h in self.handles:

@@ -96,7 +96,7 @@ def setup(cfg: RunConfig, built: BuiltModel, device: torch.device) -> Trainee:
     if cfg.compile:
         model.net.compile()  # in place: state-dict keys and ARD's hooks stay as they are
     ema = ModelEmaV3(model, decay=cfg.ema.decay) if cfg.ema.enabled else None
-    ard = ARD(model.net, built.family) if cfg.ard else None
+    ard = ARD(model.net, built.family, outer=model) if cfg.ard else None
     prm = (PRM(model.net, per_example=cfg.prm_mask == "example", cell=cfg.prm_cell)
            if cfg.prm else None)
     ddp = None

@@ -84,3 +84,20 @@ def test_the_projection_prices_evaluation_at_its_own_precision():
         assert p["projected_seconds"] == pytest.approx(
             train / p["flops_per_s"] + evaluation / (p["flops_per_s"] * eval_rate))
     assert evaluation > train  # so pricing it right matters
+
+
+def test_the_stand_in_world_holds_two_steps_of_every_paper_grids_batch():
+    """A pre-flight times its second step: the stand-in Imagenette and ImageNet held 40
+    training images, so at batch 64 the one step it had was the cold first one."""
+    from ablations.grid.cells import expand
+    from ablations.questions import load_all
+    from core.offline.standin import IMAGENETTE_CLASSES, TRAIN_PER_CLASS
+
+    largest = {}
+    for name in load_all().names():
+        for cell in expand(load_all().get(name), "paper", 1):
+            data = cell.cfg.data.name
+            largest[data] = max(largest.get(data, 0), cell.cfg.batch_size)
+    assert largest.get("imagenet") and largest.get("imagenette")
+    for data in ("imagenet", "imagenette"):
+        assert TRAIN_PER_CLASS * len(IMAGENETTE_CLASSES) >= 2 * largest[data], (data, largest)

@@ -78,7 +78,7 @@ class _ShardedEval:
     def __call__(self) -> dict:
         from core.infra.distributed import init_from_env
 
-        w = init_from_env()
+        w = init_from_env(cuda=False)  # a CPU evaluation: gloo, even beside a GPU
         model, x, y, ctx = _eval_setup(self.weights)
         return _flags(model, x, y, self.attacks, replace_world(ctx, w))
 
@@ -224,7 +224,25 @@ def test_torchrun_makes_one_run_over_its_ranks(monkeypatch):
     from core.train import main
 
     joined: list = []
-    monkeypatch.setattr(d, "init_from_env", lambda: joined.append(1) or World(1, 2, 1))
+    monkeypatch.setattr(d, "init_from_env", lambda **kw: joined.append(kw) or World(1, 2, 1))
     monkeypatch.setattr(run_module, "run", lambda cfg: {"run_id": "x", "status": "done"})
     assert main(["scale=tiny", "model.source=none", "epochs=1"]) == 0
-    assert joined == [1]
+    assert joined == [{"cuda": False}]  # the tiny scale is a CPU run: gloo
+
+
+def test_a_cpu_run_beside_a_gpu_takes_gloo_and_no_gpu(monkeypatch):
+    """The 2-rank tests (device=cpu) on a GPU box asked NCCL for CPU tensors on one GPU."""
+    import torch.distributed as dist
+
+    import core.infra.distributed as d
+
+    calls: list = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda dev: calls.append(dev))
+    monkeypatch.setattr(dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(dist, "init_process_group", lambda backend, **kw: calls.append(backend))
+    monkeypatch.delenv("SUBMITIT_EXECUTOR", raising=False)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    d.init_from_env(cuda=False)
+    assert calls == ["gloo"]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -242,3 +243,26 @@ def test_the_update_backward_runs_at_the_steps_precision(fast_cfg, monkeypatch, 
     run(fast_cfg(f"precision={precision}", "eval.attacks=[clean]", "epochs=1"))
     assert seen and set(seen) == {expected}
     assert torch.get_float32_matmul_precision() == "highest"  # put back after the run
+
+
+@pytest.mark.slow
+def test_compile_traces_ard_and_prm_without_a_graph_break_and_few_recompiles(fast_cfg,
+                                                                             monkeypatch):
+    """ARD drew its coins with a generator inside the compiled forward: a graph break in every
+    block, and 14 graphs in a 3-epoch run. Dynamo's guards do not depend on the backend, so
+    the eager backend checks them in seconds: no graph break, and the recompiles bounded by
+    the modes a run really has (input gradient or not, grad mode, the batch size turning
+    dynamic, a batch of one), far from dynamo's limit of 8 a frame; the result records it."""
+    import torch
+
+    compile_module = torch.nn.Module.compile
+    monkeypatch.setattr(torch.nn.Module, "compile",
+                        lambda self, **kw: compile_module(self, backend="eager"))
+    from core.runs.run import run
+
+    result = run(fast_cfg("compile=true", "ard=true", "prm=true", "epochs=3",
+                          "warmup_epochs=2"))
+    assert result["compile"]["graph_breaks"] == 0
+    assert 1 <= result["compile"]["graphs"] <= 6
+    log = Path(fast_cfg().runs_dir) / result["run_id"] / "train.log"
+    assert "torch.compile: " in log.read_text()
