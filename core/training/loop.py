@@ -208,6 +208,8 @@ def _save_if_consistent(run_dir: RunDir, run_id: str, t: Trainee, progress: Prog
 
 
 def _curve_subset(splits: Splits, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    if n == 0:  # no curve: empty, and _end_epoch evaluates nothing
+        return torch.zeros(0), torch.zeros(0, dtype=torch.long)
     idx = splits.test_order()[:n]
     x, y = stack(splits.test, idx)
     return x.float() / 255, y
@@ -219,12 +221,12 @@ def _end_epoch(cfg: RunConfig, t: Trainee, progress: Progress, epoch: int, x: to
                       batch_size=cfg.eval.batch_size or CPU_BATCH,  # small fixed subset
                       device=device, eval=cfg.eval)
     attacks = [NATURAL] + ([cfg.eval.curve_attack] if objective_of(cfg.method)[0].attacks else [])
-    m = evaluate(t.eval_model, x, y, attacks, ctx)
+    m = evaluate(t.eval_model, x, y, attacks, ctx) if len(y) else {}  # eval.curve_n=0: none
     t.flush(progress)
     seen = max(progress.epoch_seen, 1)
     row = {"epoch": epoch + 1, "lr": t.opt.param_groups[0]["lr"],
            "train_loss": progress.epoch_loss / seen, "train_acc": progress.epoch_correct / seen,
-           "test_clean_acc": m[EVAL_ATTACKS.get(NATURAL).column],
+           "test_clean_acc": m.get(EVAL_ATTACKS.get(NATURAL).column, float("nan")),
            "test_robust_acc": m.get(EVAL_ATTACKS.get(cfg.eval.curve_attack).column, float("nan")),
            "grad_norm_mean": progress.epoch_grad_norm / max(progress.epoch_steps, 1),
            "grad_norm_max": progress.epoch_grad_norm_max,

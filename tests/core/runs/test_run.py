@@ -266,3 +266,15 @@ def test_compile_traces_ard_and_prm_without_a_graph_break_and_few_recompiles(fas
     assert 1 <= result["compile"]["graphs"] <= 6
     log = Path(fast_cfg().runs_dir) / result["run_id"] / "train.log"
     assert "torch.compile: " in log.read_text()
+
+
+def test_a_run_without_a_learning_curve(fast_cfg):
+    """eval.curve_n=0 (the schema allows it: the switch for grids that plot no curve) crashed
+    at the end of the first epoch; its curve now keeps the training columns, the test ones
+    empty."""
+    import pandas as pd
+
+    result = run(fast_cfg("eval.curve_n=0", "epochs=1"))
+    assert result["status"] == "done"
+    curve = pd.read_csv(RunDir.of(fast_cfg().runs_dir, result["run_id"]).curve)
+    assert curve["test_clean_acc"].isna().all() and curve["train_loss"].notna().all()
