@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 import torch
@@ -264,8 +263,7 @@ def test_compile_traces_ard_and_prm_without_a_graph_break_and_few_recompiles(fas
                           "warmup_epochs=2"))
     assert result["compile"]["graph_breaks"] == 0
     assert 1 <= result["compile"]["graphs"] <= 6
-    log = Path(fast_cfg().runs_dir) / result["run_id"] / "train.log"
-    assert "torch.compile: " in log.read_text()
+    assert "torch.compile: " in RunDir.of(fast_cfg().runs_dir, result["run_id"]).log.read_text()
 
 
 def test_a_run_without_a_learning_curve(fast_cfg):
