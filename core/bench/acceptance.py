@@ -30,9 +30,10 @@ from pathlib import Path
 import torch
 
 from core.attacks import PGD, cross_entropy, pgd_eval
-from core.bench.figures import Setup, bench_steps
+from core.bench.figures import Setup, bench_steps, sync
 from core.config import changed
 from core.evaluation import eval_batch_size
+from core.infra.provenance import compile_stats, reset_compile_stats
 from core.models import build_model
 from core.training.precision import matmul_precision
 
@@ -71,25 +72,19 @@ def _device_name(device: torch.device) -> str:
 
 def compile_figures(s: Setup, steps: int = 4) -> dict:
     """Our ARD+PRM step (warm-up r = 0.5) with compile off and on."""
-    from torch._dynamo.utils import counters
-
     out = {}
     for flag in (False, True):
-        torch._dynamo.reset()
-        counters.clear()
+        reset_compile_stats()
         _, step = s.our_step(changed(s.cfg, compile=flag, warmup_epochs=0.5, ard=True,
                                      prm=True))
         times = []
         for _ in range(steps):
             started = time.perf_counter()
             step()
-            if s.device.type == "cuda":
-                torch.cuda.synchronize(s.device)
+            sync(s.device)
             times.append(time.perf_counter() - started)
-        out["on" if flag else "off"] = {
-            "first_step_s": times[0], "later_step_s": min(times[1:]),
-            "graphs": counters["stats"]["unique_graphs"],
-            "graph_breaks": sum(counters["graph_break"].values())}
+        out["on" if flag else "off"] = {"first_step_s": times[0],
+                                        "later_step_s": min(times[1:]), **compile_stats()}
     return out
 
 
@@ -105,12 +100,10 @@ def eval_figures(s: Setup) -> dict:
     for precision in ("fp32", "tf32"):
         with matmul_precision(precision):
             pgd_eval(model, x, y, attack, noise)  # warm-up
-            if s.device.type == "cuda":
-                torch.cuda.synchronize(s.device)
+            sync(s.device)
             started = time.perf_counter()
             pgd_eval(model, x, y, attack, noise)
-            if s.device.type == "cuda":
-                torch.cuda.synchronize(s.device)
+            sync(s.device)
         out[f"pgd20_images_per_s_{precision}"] = len(x) / (time.perf_counter() - started)
     return out
 

@@ -25,7 +25,7 @@ from core.training.precision import autocast, matmul_precision
 from core.training.step import StepAt, optimizer_step
 
 
-def _sync(device: torch.device) -> None:
+def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
 
@@ -39,10 +39,10 @@ def interleaved(fns: dict[str, Callable[[], object]], repeats: int,
     times: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(repeats):
         for k, fn in fns.items():
-            _sync(device)
+            sync(device)
             t = time.perf_counter()
             fn()
-            _sync(device)
+            sync(device)
             times[k].append(time.perf_counter() - t)
     return {k: min(v) for k, v in times.items()}
 

@@ -46,12 +46,11 @@ class GradGate(torch.autograd.Function):
 class ARD:
     """Forward hooks on every attention branch; they gate gradients only inside `dropping`.
 
-    Given the `outer` module the attack calls (the model wrapper, which is never compiled), a
-    pre-hook on it draws one pass's coins for every branch at once, before the compiled
-    network runs: its branch hooks then only read their coin, so `compile=true` traces them
-    without a break (a generator cannot enter a graph). The draws are the same as one per
-    branch in the hooks (the branches in forward order from one generator), which the hooks
-    make where there is no outer module."""
+    A pre-hook on `outer`, the module the attack calls (the model wrapper, which is never
+    compiled; default: `net`), draws one pass's coins for every branch at once, before the
+    compiled network runs: the branch hooks only read their coin, so `compile=true` traces
+    them without a break (a generator cannot enter a graph). The draws are those of one coin
+    per branch in forward order from the one generator, as when each hook drew its own."""
 
     def __init__(self, net: nn.Module, family: Family, outer: nn.Module | None = None) -> None:
         self.keep_prob: float | None = None
@@ -61,9 +60,7 @@ class ARD:
         branches = family.attention_branches(net)
         self.handles = [m.register_forward_hook(functools.partial(self._hook, i))
                         for i, m in enumerate(branches)]
-        self.per_pass = outer is not None
-        if outer is not None:
-            self.handles.append(outer.register_forward_pre_hook(self._draw))
+        self.handles.append((outer or net).register_forward_pre_hook(self._draw))
         self.branches = len(branches)
 
     def _draw(self, module: nn.Module, inputs: tuple) -> None:
@@ -75,12 +72,7 @@ class ARD:
               out: torch.Tensor) -> torch.Tensor | None:
         if not self.active:
             return None  # nothing is dropped: the graph is exactly the plain model's
-        if self.per_pass:
-            coin = self.coins[i]
-        else:
-            g = self.generator
-            coin = torch.rand((), generator=g, device=g.device) < self.keep_prob
-        return GradGate.apply(out, coin.to(device=out.device, dtype=out.dtype))
+        return GradGate.apply(out, self.coins[i].to(device=out.device, dtype=out.dtype))
 
     @contextlib.contextmanager
     def dropping(self, keep_prob: float, g: torch.Generator) -> Iterator[None]:

@@ -191,7 +191,7 @@ def test_compiled_model_gives_the_same_logits_and_attack_gradients_with_ard_prm(
     model = built.model.eval()
     x = torch.rand(8, 3, 16, 16, generator=torch.Generator().manual_seed(0))
     y = torch.arange(8) % 10
-    ard, prm = ARD(model.net, built.family), PRM(model.net)
+    ard, prm = ARD(model.net, built.family, outer=model), PRM(model.net)
     attack = PGD(8 / 255, 2 / 255, 2, cross_entropy)
 
     def adv() -> torch.Tensor:
