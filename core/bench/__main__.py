@@ -29,7 +29,9 @@ from core.bench.figures import Setup, bench_eval, bench_steps
 from core.bench.streaming import bench_data
 from core.infra.atomic import write_json
 from core.infra.cli import Parser
+from core.infra.errors import UserError
 from core.infra.kernels import pin
+from core.runs.checks import check_device
 
 
 def parser() -> Parser:
@@ -59,6 +61,11 @@ def main(argv: list[str] | None = None) -> int:
         for k, v in bench_data(a.images).items():
             print(f"{k}: {v:.1f}", flush=True)
         return 0
+    try:  # a GPU that is not there: one line, before any work
+        check_device(a.device)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     device = torch.device(a.device)
     if a.acceptance:
         record = acceptance(device, min(a.repeats, 5), tuple(a.overrides))

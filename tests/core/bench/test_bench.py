@@ -79,3 +79,13 @@ def test_the_acceptance_command_runs_end_to_end_on_a_cpu(tmp_path, capsys):
     assert record["cuda_tests"]["exit_code"] == 0 and "skipped" in record["cuda_tests"]["summary"]
     assert record["preflight"]["exit_code"] == 0
     assert any(ln.startswith("total: 8 runs, 8 ok") for ln in record["preflight"]["lines"])
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="a GPU is here")
+@pytest.mark.parametrize("flags", [[], ["--acceptance"]])
+def test_a_missing_gpu_is_one_line_before_any_work(flags, capsys, tmp_path):
+    """`--device cuda` without a GPU ended in CUDA's driver traceback."""
+    assert main(["--device", "cuda", *flags, "--out", str(tmp_path / "a.json")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "no CUDA GPU is visible here" in err
+    assert not (tmp_path / "a.json").exists()
