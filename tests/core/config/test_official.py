@@ -1,12 +1,18 @@
 """The official code's settings, the paper scale's defaults: position-grid resizing, the kept
-last batch, PRM's 16-pixel grid at 224, Swin's momentum on 224-pixel data."""
+last batch, PRM's 16-pixel grid at 224; and the official per-architecture settings (Swin's
+momentum 0.5, drop path 0.1 and Swin-B's 22K->1K weights), keyed to the architecture at every
+scale and data set."""
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 import timm
 import torch
 import torch.nn.functional as F
 
+import core.conf
+from ablations.questions import get
 from core.config import ModelCfg
 from core.config.compose import compose
 from core.data.loader import EpochBatches, steps_per_epoch
@@ -52,13 +58,49 @@ def test_pos_resize_is_a_no_op_when_the_grid_fits():
 def test_paper_scale_takes_the_official_settings():
     cfg = compose(["model=vit_b16", "data=cifar10"])
     assert (cfg.batch_size, cfg.data.drop_last, cfg.model.pos_resize) == (64, False, "bilinear")
-    swin = compose(["model=swin_b", "data=imagenette"])
-    assert swin.optim.momentum == 0.5 and swin.prm_cell == 16
-    assert compose(["model=swin_b", "data=cifar10"]).optim.momentum == 0.9
-    assert compose(["model=vit_b16", "data=imagenette"]).optim.momentum == 0.9
+    assert compose(["model=swin_b", "data=imagenette"]).prm_cell == 16
     tiny = compose(["scale=tiny"])
     assert (tiny.batch_size, tiny.data.drop_last, tiny.model.pos_resize) == (
         128, True, "bicubic_antialias")  # the tiny scale's shipped run ids stand
+
+
+# The official code at b826030: every Swin trains with momentum 0.5 (train_imagenette.py:87/93/99,
+# train_imagenet.py:59) and drop path 0.1 (model_for_imagenet/swin.py:440); ViT, DeiT and ConViT
+# with 0.9 and 0 (model_for_*/vit.py, deit.py, convit.py). No script sets another per-model lr,
+# weight decay, schedule or batch.
+OFFICIAL = {"swin": (0.5, 0.1), "vit": (0.9, 0.0), "deit": (0.9, 0.0), "convit": (0.9, 0.0)}
+PRESETS = {"swin_micro": "swin", "swin_t": "swin", "swin_s": "swin", "swin_b": "swin",
+           "vit_micro": "vit", "vit_mini": "vit", "vit_b16": "vit", "vit_s16": "vit",
+           "deit_s": "deit", "deit_ti": "deit", "convit_micro": "convit", "convit_ti": "convit",
+           "convit_s": "convit", "convit_b": "convit"}
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+@pytest.mark.parametrize("where", [["scale=tiny"], ["data=cifar10"], ["data=imagenette"],
+                                   ["data=imagenet"], ["scale=tiny", "data=cifar10"]])
+def test_the_official_per_architecture_settings_hold_at_every_scale_and_data_set(preset, where):
+    cfg = compose([*where, f"model={preset}"])
+    assert (cfg.optim.momentum, cfg.model.drop_path) == OFFICIAL[PRESETS[preset]]
+
+
+def test_every_model_preset_is_listed_with_its_family():
+    presets = {p.stem for p in (Path(core.conf.__file__).parent / "model").glob("*.yaml")}
+    assert presets == set(PRESETS)  # a new preset must say what the official code gives it
+
+
+def test_the_official_swin_settings_are_switchable():
+    off = compose(["model=swin_b", "~official"])
+    assert (off.optim.momentum, off.model.drop_path) == (0.9, 0.0)
+    mine = compose(["scale=tiny", "model=swin_micro", "optim.momentum=0.8"])
+    assert (mine.optim.momentum, mine.model.drop_path) == (0.8, 0.1)
+
+
+def test_swin_b_loads_the_official_22k_to_1k_weights():
+    # model_for_imagenet/swin.py:50-52: swin_base_patch4_window7_224_22kto1k.pth
+    assert compose(["model=swin_b"]).model.source == (
+        "timm:swin_base_patch4_window7_224.ms_in22k_ft_in1k")
+    # the ImageNet run starts from 22K alone (swin.py:74-76), as the imagenet grid says
+    assert "model.source=${model.sources.in21k}" in get("imagenet").axes["model"]["Swin-B"]
 
 
 def test_the_last_batch_is_kept_and_made_even_for_mixup():
