@@ -30,6 +30,10 @@ class Claim:
     size: float | None = None           # expected effect in accuracy points, where stated
     groups: tuple[str, ...] | None = None  # only these values of the other axes (None: all)
     scales: tuple[str, ...] = ("paper", "tiny")
+    # the smallest effect that matters, in points: the equivalence margin of a "<=" claim and
+    # the gain a "+"/"-" claim must be able to exclude to be "not supported"
+    margin: float = 1.0
+    preconditions: tuple[str, ...] = ()  # ablations.tables.preconditions names, checked first
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -22,7 +22,7 @@ from ablations.tables.collect import (
 )
 from ablations.tables.figures import ablation_figure, asked_metrics
 from ablations.tables.pages import Page
-from ablations.tables.verdicts import Verdict, judge, seeds_to_decide
+from ablations.tables.verdicts import Verdict, adjust, interval, judge, seeds_to_decide
 from core.evaluation import attack_of, metric_label
 from core.infra.atomic import write_text
 
@@ -47,19 +47,20 @@ def report_one(ab: Ablation, runs_dir: Path, out: Path) -> tuple[Page | None, li
         md, tex = main_table(df, ab)
         write_text(out / f"{ab.name}.md", md)
         write_text(out / f"{ab.name}.tex", tex)
-    return Page(ab, df, summ, _verdicts(ab, df)), _version_warnings(ab, df)
+    return Page(ab, df, summ, _verdicts(ab, df, runs_dir)), _version_warnings(ab, df)
 
 
-def _verdicts(ab: Ablation, df: pd.DataFrame) -> list[Verdict]:
-    return [judge(c, df, ab, scale, ran_with) for scale, ran_with in settings(df)
-            for c in ab.claims if scale in c.scales]
+def _verdicts(ab: Ablation, df: pd.DataFrame, runs_dir: Path) -> list[Verdict]:
+    """Each claim at each setting; a grid's claims at one setting are one Holm family."""
+    return [v for scale, ran_with in settings(df) for v in adjust(
+        [judge(c, df, ab, scale, ran_with, runs_dir) for c in ab.claims if scale in c.scales])]
 
 
 def verdicts_only(ab: Ablation, runs_dir: Path) -> tuple[Page | None, list[str]]:
     df = rows(ab, runs_dir)
     if df.empty:
         return None, []
-    return Page(ab, df, summary(df, ab.all_axes()), _verdicts(ab, df)), _version_warnings(ab, df)
+    return Page(ab, df, summary(df, ab.all_axes()), _verdicts(ab, df, runs_dir)), _version_warnings(ab, df)
 
 
 def _version_warnings(ab: Ablation, df: pd.DataFrame) -> list[str]:
@@ -167,14 +168,16 @@ def report_evaluations(runs_dir: Path, out: Path) -> int:
 
 def claims_md(all_verdicts: dict[str, list[Verdict]], warnings: list[str]) -> str:
     lines = ["# Claims", "",
-             "Each claim of the paper, measured by this project: the effect is the mean paired "
-             "difference (treatment - control, accuracy points) over the pairs shown; SE "
-             "combines the spread over seeds with the test set's sampling error; the verdict "
-             "needs 2 SE (see ablations/tables/verdicts.py). 'Seeds to decide' is how many "
-             "seeds would put 2 SE below the effect to resolve (the paper's size where it "
-             "states one, else the effect measured here), with these test points and, after "
-             "the slash, with unlimited test points (the seed spread alone). Rebuilt by "
-             "`python -m ablations.report`.", ""]
+             "Each claim of the paper, measured by this project, decided by one procedure "
+             "(stated in full in ablations/tables/verdicts.py): the effect is the mean over "
+             "blocks (models, methods) of the paired differences by seed (treatment - control, "
+             "accuracy points), with its 95% interval from Student's t (Welch-Satterthwaite "
+             "df) over the seed spread plus the test points' sampling error; no verdict below "
+             "3 seeds a block; 'no gain' claims by non-superiority against the margin; the "
+             "claims of a grid at one setting adjusted by Holm; preconditions checked first. "
+             "Each row names the rule that decided it. 'Seeds to decide': seeds a block at "
+             "which the interval would resolve the paper's effect (else the margin). Rebuilt "
+             "by `python -m ablations.report`.", ""]
     if warnings:
         lines += ["**Warnings**", "", *[f"- {w}" for w in warnings], ""]
     for name, verdicts in all_verdicts.items():
@@ -182,18 +185,19 @@ def claims_md(all_verdicts: dict[str, list[Verdict]], warnings: list[str]) -> st
             continue
         ab = load_all().get(name)
         lines += [f"## {name}", "", ab.question, "",
-                  "| claim | scale | metric | effect (pts) | spread | SE | pairs | seeds | "
-                  "verdict | seeds to decide | notes |",
-                  "|---|---|---|---:|---:|---:|---:|---:|---|---:|---|"]
+                  "| claim | scale | metric | effect [95% CI] (pts) | SE | df | p (Holm) | "
+                  "blocks x seeds | verdict | rule | seeds to decide | notes |",
+                  "|---|---|---|---:|---:|---:|---:|---:|---|---|---:|---|"]
         for v in verdicts:
             c = v.claim
-            fmt = lambda x: "–" if x is None else f"{x:+.2f}"  # noqa: E731
-            spread = "–" if v.spread is None else f"{v.spread:.2f}"
             se = "–" if v.se is None else f"{v.se:.2f}"
+            dof = "–" if v.df is None else ("inf" if v.df == float("inf") else f"{v.df:.1f}")
+            p = "–" if v.p is None else f"{v.p:.3g} ({v.p_holm:.3g})"
             lines.append(f"| {c.id}: {c.text} ({', '.join(c.treatment)} vs {c.control}, "
-                         f"{c.direction}) | {v.setting} | {metric_label(c.metric)} | "
-                         f"{fmt(v.effect)} | {spread} | {se} | {v.n_pairs} | {v.seeds} | "
-                         f"**{v.verdict}** | {seeds_to_decide(v)} | {v.note} |")
+                         f"{c.direction}, margin {c.margin:g}) | {v.setting} | "
+                         f"{metric_label(c.metric)} | {interval(v)} | {se} | {dof} | {p} | "
+                         f"{v.blocks} x {v.seeds} | **{v.verdict}** | {v.rule} | "
+                         f"{seeds_to_decide(v)} | {v.note} |")
         lines.append("")
     return "\n".join(lines) + "\n"
 

@@ -19,7 +19,7 @@ import pandas as pd
 from ablations.grid.spec import Ablation
 from ablations.tables.carried import carry_grids, carry_run
 from ablations.tables.collect import curves, of_setting, setting_name, settings
-from ablations.tables.verdicts import Verdict, rule, seeds_to_decide
+from ablations.tables.verdicts import Verdict, interval, seeds_to_decide
 from core.data.sets import DATASETS
 from core.evaluation import metric_label
 from core.infra.atomic import write_text
@@ -32,12 +32,14 @@ padding:3px 6px;text-align:left;vertical-align:top}th{background:#f4f4f4}
 td.num{text-align:right;white-space:nowrap}td.text{max-width:26em}
 .flag{color:#b00;max-width:22em}.ok{color:#070}img{max-width:100%}nav a{margin-right:1em}
 .supported{color:#070;font-weight:bold}.inconclusive{color:#a60}
-.notsupported{color:#b00;font-weight:bold}.legend{font-size:13px;color:#444;max-width:60em}
+.notsupported{color:#b00;font-weight:bold}.toofewseeds,.nottestablehere{color:#666}.legend{font-size:13px;color:#444;max-width:60em}
 figcaption{font-size:13px;color:#444}"""
 LEGEND = ("<p class=\"legend\">Accuracies are percent of the n test points named. An effect is "
-          "treatment minus control in percentage points, the mean over pairs of runs that share "
-          "every other setting and the seed, ± one SE (seed spread and test-set sampling "
-          "error). Each verdict says the rule that decided it. † marks a run a sanity check "
+          "treatment minus control in percentage points: the mean over blocks (models, methods) "
+          "of the paired differences of runs that share every other setting and the seed, with "
+          "its 95% interval (Student's t over the seed spread plus the test points' sampling "
+          "error; ablations/tables/verdicts.py). No verdict below 3 seeds a block; a grid's "
+          "claims are adjusted together (Holm). Each verdict says the rule that decided it. † marks a run a sanity check "
           "flagged (a stronger attack above a weaker one, robust above natural accuracy, or "
           "random restarts more than 2 points apart): a sign of a weak or masked evaluation. "
           "In the figures, bars are means over seeds and error bars one standard deviation "
@@ -67,19 +69,18 @@ def _verdict_rows(verdicts: list[Verdict]) -> str:
     rows = []
     for v in verdicts:
         c = v.claim
-        fmt = lambda x: "–" if x is None else f"{x:+.2f}"  # noqa: E731
         rows.append(
             f"<tr><td class=\"text\">{html.escape(c.id)}: {html.escape(c.text)}</td>"
             f"<td>{html.escape(v.setting)}</td>"
-            f"<td>{html.escape(metric_label(c.metric))}</td><td>{fmt(v.effect)}</td>"
+            f"<td>{html.escape(metric_label(c.metric))}</td><td>{interval(v)}</td>"
             f"<td>{'–' if v.se is None else f'{v.se:.2f}'}</td><td>{v.n_pairs}</td>"
             f"<td>{v.seeds}</td><td class=\"{_verdict_class(v)}\">{v.verdict}</td>"
-            f"<td>{seeds_to_decide(v)}</td><td class=\"text\">{html.escape(rule(c.direction))}"
+            f"<td>{seeds_to_decide(v)}</td><td class=\"text\">{html.escape(v.rule)}"
             f"</td><td class=\"text\">{html.escape(v.note)}</td></tr>")
-    return ("<table><tr><th>claim</th><th>scale</th><th>metric</th><th>effect (pts)</th>"
-            "<th>SE</th><th>pairs</th><th>seeds</th><th>verdict</th><th title=\"seeds for 2 SE "
-            "at the target effect: with these test points / with unlimited ones\">seeds to "
-            "decide</th><th>rule</th><th>notes</th></tr>"
+    return ("<table><tr><th>claim</th><th>scale</th><th>metric</th><th>effect [95% CI] (pts)</th>"
+            "<th>SE</th><th>pairs</th><th>seeds</th><th>verdict</th><th title=\"seeds a block "
+            "at which the interval would resolve the paper's effect (else the margin)\">seeds "
+            "to decide</th><th>rule</th><th>notes</th></tr>"
             + "".join(rows) + "</table>")
 
 
@@ -193,7 +194,9 @@ def _paper_says(v: Verdict) -> str:
 def _ours(v: Verdict) -> str:
     if v.effect is None:
         return "no complete pair"
-    return f"{v.effect:+.1f} ± {v.se:.1f} pts ({v.n_pairs} pairs, {v.seeds} seeds)"
+    if v.se is None:
+        return f"{v.effect:+.1f} pts ({v.n_pairs} pairs, {v.seeds} seed(s) a block)"
+    return f"{interval(v)} pts, 95% CI ({v.blocks} x {v.seeds} pairs)"
 
 
 def _claims_at_a_glance(pages: list[Page]) -> str:
@@ -206,9 +209,9 @@ def _claims_at_a_glance(pages: list[Page]) -> str:
                         f"<td>{html.escape(metric_label(v.claim.metric))}</td>"
                         f"<td class=\"num\">{html.escape(_ours(v))}</td>"
                         f"<td class=\"{_verdict_class(v)}\">{v.verdict}</td>"
-                        f"<td class=\"text\">{html.escape(rule(v.claim.direction))}</td></tr>")
+                        f"<td class=\"text\">{html.escape(v.rule)}</td></tr>")
     return ("<table><tr><th>claim</th><th>scale</th><th>the paper</th><th>metric</th>"
-            "<th>ours: effect ± SE</th><th>verdict</th><th>rule</th></tr>" + "".join(rows)
+            "<th>ours: effect [95% CI]</th><th>verdict</th><th>rule</th></tr>" + "".join(rows)
             + "</table>")
 
 

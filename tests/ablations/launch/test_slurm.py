@@ -24,8 +24,8 @@ pytestmark = pytest.mark.slurm
 FAST = ["epochs=1", "data.train_subset=128", "batch_size=32", "attack.steps=2", "eval.n=32",
         "eval.curve_n=16", "eval.batch_size=32", "pretrain.epochs=2", "pretrain.batch_size=32",
         "pretrain.train_subset=128", "warmup_epochs=0.5", "optim.decay_before_end=[0.5]"]
-# the epochs grid (24 and 48 epochs at tiny scale; 4 steps an epoch here), long enough to be
-# caught mid-training (the 48-epoch cell trains for about a minute), checkpoints every ~2 s
+# the epochs grid (40 and 80 epochs at tiny scale; 4 steps an epoch here), long enough to be
+# caught mid-training (the 80-epoch cell trains for about two minutes), checkpoints every ~2 s
 LONG = ["data.train_subset=256", "batch_size=64", "attack.steps=5", "eval.n=64",
         "eval.curve_n=16", "eval.batch_size=64", "model.source=none",
         "checkpoint_minutes=0.03"]
