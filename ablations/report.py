@@ -78,6 +78,7 @@ def _report(registry, names: list[str], runs_dir: Path, aside: Path, out: Path,
         verdicts_only,
     )
     from ablations.tables.pages import write_site  # deferred: fast --help
+    from ablations.tables.verdicts import mark_shared  # deferred: fast --help
     from core.infra.atomic import write_text  # deferred: fast --help
 
     pages, warnings = {}, []
@@ -89,6 +90,7 @@ def _report(registry, names: list[str], runs_dir: Path, aside: Path, out: Path,
         if page is not None:
             pages[name] = page
     verdicts = {name: p.verdicts for name, p in pages.items()}
+    mark_shared(verdicts)
     reported = list(pages)
     n_evals = report_evaluations(runs_dir, aside)
     if n_evals:

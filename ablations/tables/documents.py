@@ -60,7 +60,8 @@ def verdicts_only(ab: Ablation, runs_dir: Path) -> tuple[Page | None, list[str]]
     df = rows(ab, runs_dir)
     if df.empty:
         return None, []
-    return Page(ab, df, summary(df, ab.all_axes()), _verdicts(ab, df, runs_dir)), _version_warnings(ab, df)
+    page = Page(ab, df, summary(df, ab.all_axes()), _verdicts(ab, df, runs_dir))
+    return page, _version_warnings(ab, df)
 
 
 def _version_warnings(ab: Ablation, df: pd.DataFrame) -> list[str]:

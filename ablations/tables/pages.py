@@ -39,7 +39,8 @@ LEGEND = ("<p class=\"legend\">Accuracies are percent of the n test points named
           "of the paired differences of runs that share every other setting and the seed, with "
           "its 95% interval (Student's t over the seed spread plus the test points' sampling "
           "error; ablations/tables/verdicts.py). No verdict below 3 seeds a block; a grid's "
-          "claims are adjusted together (Holm). Each verdict says the rule that decided it. † marks a run a sanity check "
+          "claims are adjusted together (Holm). Each verdict says the rule that decided it. "
+          "† marks a run a sanity check "
           "flagged (a stronger attack above a weaker one, robust above natural accuracy, or "
           "random restarts more than 2 points apart): a sign of a weak or masked evaluation. "
           "In the figures, bars are means over seeds and error bars one standard deviation "
@@ -200,11 +201,19 @@ def _ours(v: Verdict) -> str:
 
 
 def _claims_at_a_glance(pages: list[Page]) -> str:
-    rows = []
+    rows, also = [], {}
+    for p in pages:  # a measurement two claims share is one row, naming both
+        for v in p.verdicts:
+            if v.shared_with:
+                also.setdefault((v.shared_with, v.setting), []).append(f"{p.ab.name} {v.claim.id}")
     for p in pages:
         for v in p.verdicts:
+            if v.shared_with:
+                continue
+            same = also.get((f"{p.ab.name} {v.claim.id}", v.setting), [])
+            shared = f" (the same measurement as {', '.join(same)})" if same else ""
             rows.append(f"<tr><td><a href=\"{p.ab.name}.html\">{html.escape(p.ab.name)}</a> "
-                        f"{html.escape(v.claim.id)}</td><td>{html.escape(v.setting)}</td>"
+                        f"{html.escape(v.claim.id + shared)}</td><td>{html.escape(v.setting)}</td>"
                         f"<td class=\"text\">{html.escape(_paper_says(v))}</td>"
                         f"<td>{html.escape(metric_label(v.claim.metric))}</td>"
                         f"<td class=\"num\">{html.escape(_ours(v))}</td>"

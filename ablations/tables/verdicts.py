@@ -102,6 +102,7 @@ class Verdict:
     seeds_needed: int | None = None
     ran_with: str = ""
     rule: str = ""                    # the rule that decided this verdict, in words
+    shared_with: str = ""             # "methods 6c": the same measurement, shown there
     pairs: list[Pair] = field(default_factory=list, repr=False)
 
     @property
@@ -156,10 +157,36 @@ def judge(claim: Claim, df: pd.DataFrame, ab: Ablation, scale: str, ran_with: st
 def adjust(verdicts: list[Verdict]) -> list[Verdict]:
     """Holm over the "supported" tests of one grid's claims at one setting, then decide."""
     tested = [v for v in verdicts if v.p is not None]
-    for v, p in zip(tested, holm([v.p for v in tested])):
+    for v, p in zip(tested, holm([v.p for v in tested]), strict=True):
         v.p_holm = p
         v.verdict, v.rule = _decide(v, len(tested))
     return verdicts
+
+
+def mark_shared(all_verdicts: dict[str, list[Verdict]]) -> None:
+    """Step 7: a claim whose pairs are, run for run, those of a claim met before (the same
+    treatment runs; control runs with the same seed and every accuracy equal, as w = 0 runs
+    of the warm-up grid equal the no-plugin runs: ARD and PRM act during warm-up only) is
+    the same measurement: it is marked as shared with the first, not shown as new evidence."""
+    seen: dict[tuple, str] = {}
+    for name, verdicts in all_verdicts.items():
+        for v in verdicts:
+            if not v.pairs:
+                continue
+            key = (v.claim.metric, v.setting, frozenset(
+                (p.treat["run_id"], p.seed, _numbers(p.ctl)) for p in v.pairs))
+            if key in seen:
+                v.shared_with = seen[key]
+                v.note = "; ".join(filter(None, [
+                    f"the same measurement as {seen[key]} (the same runs, number for number)",
+                    v.note]))
+            else:
+                seen[key] = f"{name} {v.claim.id}"
+
+
+def _numbers(row: pd.Series) -> tuple:
+    return tuple(sorted((k, round(float(x), 9)) for k, x in row.items()
+                        if str(k).endswith("_acc") and not pd.isna(x)))
 
 
 def holm(ps: list[float]) -> list[float]:
@@ -262,12 +289,13 @@ def _test_variance(claim: Claim, pairs: list[Pair], blocks: dict, runs_dir: Path
         t, c = flags(p.treat["run_id"]), flags(p.ctl["run_id"])
         if t is None or c is None or len(t) != len(c):
             return _unpaired_bound(claim, pairs, blocks), False
-        per_block.setdefault(p.block, []).append([x - y for x, y in zip(t, c)])
+        per_block.setdefault(p.block, []).append([x - y for x, y in zip(t, c, strict=True)])
     n = len(next(iter(per_block.values()))[0])
     if any(len(r) != n for rs in per_block.values() for r in rs):
         return _unpaired_bound(claim, pairs, blocks), False
-    block_means = [[sum(col) / len(col) for col in zip(*rs)] for rs in per_block.values()]
-    d = [sum(col) / len(col) for col in zip(*block_means)]
+    block_means = [[sum(col) / len(col) for col in zip(*rs, strict=True)]
+                   for rs in per_block.values()]
+    d = [sum(col) / len(col) for col in zip(*block_means, strict=True)]
     return 1e4 * _var(d) / n, True
 
 
