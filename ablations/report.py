@@ -70,6 +70,7 @@ def _launched(runs_dir: Path) -> bool:
 def _report(registry, names: list[str], runs_dir: Path, aside: Path, out: Path,
             weights: bool) -> int:
     """Build every document in `aside`; `out` names where they will be (for the messages)."""
+    from ablations.grid import manifest as mf  # deferred: fast --help
     from ablations.tables.documents import (  # deferred: fast --help
         claims_md,
         readme,
@@ -78,6 +79,7 @@ def _report(registry, names: list[str], runs_dir: Path, aside: Path, out: Path,
         verdicts_only,
     )
     from ablations.tables.pages import write_site  # deferred: fast --help
+    from ablations.tables.sequential import apply_decision  # deferred: fast --help
     from ablations.tables.verdicts import mark_shared  # deferred: fast --help
     from core.infra.atomic import write_text  # deferred: fast --help
 
@@ -90,6 +92,9 @@ def _report(registry, names: list[str], runs_dir: Path, aside: Path, out: Path,
         if page is not None:
             pages[name] = page
     verdicts = {name: p.verdicts for name, p in pages.items()}
+    for name, vs in verdicts.items():
+        for scale in ("tiny", "paper"):
+            apply_decision(vs, mf.read_decision(runs_dir, name, scale), scale)
     mark_shared(verdicts)
     reported = list(pages)
     n_evals = report_evaluations(runs_dir, aside)

@@ -6,6 +6,7 @@
     python -m ablations.run all --scale tiny --seeds 3               # every grid, one pool
     python -m ablations.run all --scale paper --preflight            # two steps of every run
     python -m ablations.run warmup --scale tiny --runs-dir /scratch/me epochs=2
+    python -m ablations.run ard_prm --scale tiny --decide --max-seeds 7   # seeds until decided
 
 Cells whose run already finished are never redone; failed ones are submitted again.
 Overrides after the name change every cell (and label the grid "ran with ...").
@@ -53,6 +54,14 @@ def parser() -> Parser:
     p.add_argument("--preflight", action="store_true",
                    help="every run of the grid for two steps on a few images and a two-point "
                         "evaluation, in a scratch folder: ok or why not, time and memory")
+    p.add_argument("--decide", action="store_true",
+                   help="add seeds a batch at a time until each claim is decided or the cap is "
+                        "reached, by a group-sequential design (ablations/tables/sequential.py)")
+    p.add_argument("--max-seeds", type=int, default=10, help="--decide: the cap on seeds")
+    p.add_argument("--batch", type=int, default=2, help="--decide: seeds added a look")
+    p.add_argument("--claims", default=None,
+                   help="--decide: the claim ids to decide, comma-separated (default: all of "
+                        "the grid's at this scale)")
     p.add_argument("--preflight-batch", type=int, default=None,
                    help="preflight: images per optimizer step (default: the config's batch "
                         "on a GPU, 4 on a CPU)")
@@ -72,7 +81,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
                 "it), not runs_dir=")
     if args.runs_dir is not None:
         args.overrides.append(f"runs_dir={args.runs_dir}")
-    for flag in ("seeds", "workers", "preflight_batch"):
+    if args.decide and (args.name == "all" or args.dry_run or args.preflight):
+        p.error("--decide takes one grid's name, without --dry-run or --preflight")
+    for flag in ("seeds", "workers", "preflight_batch", "max_seeds", "batch"):
         value = getattr(args, flag)
         if value is not None and value < 1:
             p.error(f"--{flag.replace('_', '-')}={value}: give at least 1")
@@ -99,25 +110,42 @@ def _grid_names(name: str) -> list[str]:
 
 
 def _main(args: argparse.Namespace) -> int:
-    from ablations.grid import manifest as mf  # deferred: fast --help
-    from ablations.grid.cells import expand, ran_with  # deferred: fast --help
+    from ablations.grid.cells import expand  # deferred: fast --help
     from ablations.launch.dry_run import report  # deferred: fast --help
     from ablations.launch.jobs import jobs_for  # deferred: fast --help
-    from ablations.launch.launchers import LAUNCHERS, LaunchOptions  # deferred: fast --help
+    from ablations.launch.launchers import LAUNCHERS  # deferred: fast --help
 
     launch = LAUNCHERS.get(args.launcher)  # a bad name: one line, before any work
+    if args.decide:
+        from ablations.launch.decide import decide  # deferred: fast --help
+
+        return decide(args, lambda seeds: _launch(args, launch, seeds))
     grids = {}
     for name in _grid_names(args.name):
         ab = get(name)
         grids[name] = expand(ab, args.scale, args.seeds or ab.seeds, args.overrides)
     cells = [c for g in grids.values() for c in g]
+    if args.dry_run:
+        return report(args.name, args.scale, cells, jobs_for(cells), args)
+    if args.preflight:
+        _reject_invalid(jobs_for(cells), device=args.launcher != "slurm")
+        return _preflight(args, cells, cells[0].cfg.runs_dir)
+    return 1 if _launch(args, launch, args.seeds).failed else 0
+
+
+def _launch(args: argparse.Namespace, launch, seeds: int | None):
+    """Launch the named grid(s) with seeds 0..seeds-1; what was submitted, skipped, failed."""
+    from ablations.grid import manifest as mf  # deferred: fast --help
+    from ablations.grid.cells import expand, ran_with  # deferred: fast --help
+    from ablations.launch.jobs import jobs_for  # deferred: fast --help
+    from ablations.launch.launchers import LaunchOptions  # deferred: fast --help
+
+    grids = {name: expand(get(name), args.scale, seeds or get(name).seeds, args.overrides)
+             for name in _grid_names(args.name)}
+    cells = [c for g in grids.values() for c in g]
     jobs = jobs_for(cells)
     runs_dir = cells[0].cfg.runs_dir
-    if args.dry_run:
-        return report(args.name, args.scale, cells, jobs, args)
     _reject_invalid(jobs, device=args.launcher != "slurm")
-    if args.preflight:
-        return _preflight(args, cells, runs_dir)
     manifests, owners = {}, {}
     for name, grid in grids.items():  # saved by the launcher once it submits (a refusal: never)
         manifests[name] = mf.load(runs_dir, name, args.scale, ran_with(grid, args.overrides))
@@ -126,7 +154,7 @@ def _main(args: argparse.Namespace) -> int:
             owners.setdefault(j.run_id, set()).add(name)
     workers = args.workers or _default_workers()
     opts = LaunchOptions(runs_dir=runs_dir, workers=workers, profile=args.profile,
-                         wait=args.wait)
+                         wait=args.wait or args.decide)
     note = mf.ran_with_note(next(iter(manifests.values())))
     print(f"{args.name} ({args.scale}{note}): {len(cells)} cells, {len(jobs)} runs, "
           f"launcher {args.launcher}")
@@ -137,7 +165,7 @@ def _main(args: argparse.Namespace) -> int:
     print(f"submitted {len(out.submitted)}, already finished {len(out.skipped)}, "
           f"failed {len(out.failed)}; `python -m ablations.status {args.name} --scale "
           f"{args.scale}{where}` shows progress")
-    return 1 if out.failed else 0
+    return out
 
 
 def _reject_invalid(jobs, device: bool) -> None:

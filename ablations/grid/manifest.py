@@ -27,6 +27,19 @@ def path(runs_dir: str | Path, ablation: str, scale: str, ran_with: Sequence[str
     return Path(runs_dir) / GRIDS / f"{ablation}__{scale}{tag}.json"
 
 
+def decision_path(runs_dir: str | Path, ablation: str, scale: str,
+                  ran_with: Sequence[str] = ()) -> Path:
+    """What `ablations.run NAME --decide` ran and decided (ablations/launch/decide.py)."""
+    grid = path(runs_dir, ablation, scale, ran_with)
+    return grid.parent / "decisions" / grid.name
+
+
+def read_decision(runs_dir: str | Path, ablation: str, scale: str,
+                  ran_with: Sequence[str] = ()) -> dict | None:
+    p = decision_path(runs_dir, ablation, scale, ran_with)
+    return _read(p) if p.is_file() else None
+
+
 def load(runs_dir: str | Path, ablation: str, scale: str,
          ran_with: Sequence[str] = ()) -> dict:
     p = path(runs_dir, ablation, scale, ran_with)

@@ -42,7 +42,11 @@ def carry_grids(runs_dir: Path, dst_runs: Path, ablations: list[str]) -> None:
     for m in mf.all_manifests(runs_dir):
         if m["ablation"] in ablations:
             carried = {**m, "jobs": {}}
-            write_json(mf.path(dst_runs, m["ablation"], m["scale"], mf.ran_with(m)), carried)
+            key = (m["ablation"], m["scale"], mf.ran_with(m))
+            write_json(mf.path(dst_runs, *key), carried)
+            decision = mf.read_decision(runs_dir, *key)
+            if decision is not None:
+                write_json(mf.decision_path(dst_runs, *key), decision)
 
 
 def _copy(src: Path, dst: Path) -> None:

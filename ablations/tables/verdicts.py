@@ -137,10 +137,8 @@ def judge(claim: Claim, df: pd.DataFrame, ab: Ablation, scale: str, ran_with: st
         return _done(dataclasses.replace(base, effect=theta), "too few seeds",
                      [f"{fewest} seed(s) in a block; a verdict needs {MIN_SEEDS}", *notes],
                      f"no verdict below {MIN_SEEDS} seeds a block")
-    v_s, df_s = _seed_variance(blocks)
     v_t, paired = _test_variance(claim, pairs, blocks, runs_dir)
-    se = math.sqrt(v_s + v_t)
-    dof = df_s * (v_s + v_t) ** 2 / v_s**2 if v_s > 0 else math.inf
+    theta, se, dof = estimate(blocks, v_t)
     half = stats.t.ppf(1 - ALPHA, dof) * se
     v = dataclasses.replace(
         base, effect=theta, se=se, df=dof, ci=(theta - half, theta + half),
@@ -152,6 +150,20 @@ def judge(claim: Claim, df: pd.DataFrame, ab: Ablation, scale: str, ran_with: st
     v.p_holm = v.p
     verdict, why = _decide(v, 1)  # alone; `adjust` decides again within its grid's family
     return _done(v, verdict, notes, why)
+
+
+def estimate(blocks: dict[tuple, list[float]], v_t: float) -> tuple[float, float, float]:
+    """Steps 3-4: theta, its SE and degrees of freedom from each block's differences (points)
+    and the test points' variance V_t."""
+    theta = sum(_mean(ds) for ds in blocks.values()) / len(blocks)
+    v_s, df_s = _seed_variance(blocks)
+    se = math.sqrt(v_s + v_t)
+    return theta, se, (df_s * (v_s + v_t) ** 2 / v_s**2 if v_s > 0 else math.inf)
+
+
+def p_supported(claim: Claim, theta: float, se: float, dof: float) -> float:
+    """One-sided p of the test whose rejection supports the claim (step 5)."""
+    return _p_supported(claim, theta, se, dof)
 
 
 def adjust(verdicts: list[Verdict]) -> list[Verdict]:
