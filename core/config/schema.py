@@ -72,6 +72,8 @@ class ModelCfg:
     # bicubic_antialias (timm's) | bilinear (the official code's; the paper scale's default)
     pos_resize: str = added("bicubic_antialias")
     drop_path: float = param(0.0, ge=0, lt=1)
+    # where drop path acts: both (timm's: both residual branches) | attention (the official Swin's)
+    drop_path_on: str = added("both")
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """Build the model a config asks for: timm architecture + weight source + [0,1] normalisation."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import timm
@@ -10,9 +11,17 @@ from torch import nn
 import core.models.tiny  # noqa: F401  (registers the tiny models with timm)
 from core.config import ModelCfg
 from core.infra.errors import ConfigError
+from core.infra.registry import Registry
 from core.infra.seeding import derive_seed, global_rngs
 from core.models.adapt import adapt_patch_kernel, adapt_pos_embed
-from core.models.families import Family, classifier_of, family_of, head_classes, meta_model
+from core.models.families import (
+    Family,
+    classifier_of,
+    family_of,
+    head_classes,
+    meta_model,
+    mlp_drop_paths,
+)
 from core.models.normalize import Normalized
 from core.models.sources import load_weights
 from core.models.weights import Weights
@@ -23,6 +32,22 @@ class BuiltModel:
     model: Normalized
     family: Family
     weights: Weights
+
+
+def _attention_only(net: nn.Module, arch: str) -> None:
+    blocks = mlp_drop_paths(net)
+    if not blocks:
+        raise ConfigError(f"model.drop_path_on=attention: {arch} has no drop path of its own on "
+                          "the MLP branch to leave out; set model.drop_path_on=both")
+    for block, name in blocks:
+        setattr(block, name, nn.Identity())
+
+
+# where drop path acts: timm's both residual branches, or the attention branch only (the
+# official code's Swin)
+DROP_PATH_ON: Registry[Callable[[nn.Module, str], None]] = Registry("drop-path branches")
+DROP_PATH_ON.add("both", lambda net, arch: None)
+DROP_PATH_ON.add("attention", _attention_only)
 
 
 def check_arch(arch: str) -> None:
@@ -58,6 +83,7 @@ def build_model(cfg: ModelCfg, img_size: int, num_classes: int, runs_dir: str = 
             net = timm.create_model(cfg.arch, pretrained=False, **kwargs)
         else:
             net = _create_with_weights(cfg, kwargs, family, weights)
+    DROP_PATH_ON.get(cfg.drop_path_on)(net, cfg.arch)
     mean = weights.mean or net.pretrained_cfg.get("mean")
     std = weights.std or net.pretrained_cfg.get("std")
     weights.mean, weights.std = tuple(mean), tuple(std)

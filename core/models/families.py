@@ -52,6 +52,12 @@ def _swin_branches(model: nn.Module) -> list[nn.Module]:
     return [b.drop_path1 for layer in model.layers for b in layer.blocks]
 
 
+def mlp_drop_paths(model: nn.Module) -> list[tuple[nn.Module, str]]:
+    """(block, attribute) of every block's MLP-branch drop path (timm's drop_path2): the
+    official code drops only the attention branch (model_for_imagenet/swin.py:305-306)."""
+    return [(m, "drop_path2") for m in model.modules() if hasattr(m, "drop_path2")]
+
+
 def _no_extra(model: nn.Module, window_size: int | None, grid: int) -> dict:
     return {}
 

@@ -20,6 +20,7 @@ from core.infra.errors import ConfigError, DataNotFoundError, UserError
 from core.infra.registry import Registry, UnknownNameError
 from core.models import timm_kwargs
 from core.models.adapt import KERNEL_ADAPTERS, POS_RESIZE
+from core.models.build import DROP_PATH_ON
 from core.models.sources import SOURCES, source_of, split_source, weights_missing
 from core.training.objectives import objective_of
 from core.training.precision import PRECISIONS
@@ -76,6 +77,7 @@ def _names(cfg: RunConfig) -> None:
     _known(PRECISIONS, cfg.precision, "precision")
     _known(KERNEL_ADAPTERS, cfg.model.kernel_adapt, "model.kernel_adapt")
     _known(POS_RESIZE, cfg.model.pos_resize, "model.pos_resize")
+    _known(DROP_PATH_ON, cfg.model.drop_path_on, "model.drop_path_on")
     _known(TEST_POINTS, cfg.eval.points, "eval.points")
     for name in cfg.track:
         _known(TRACKERS, name, "track")

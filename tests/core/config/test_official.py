@@ -68,7 +68,8 @@ def test_paper_scale_takes_the_official_settings():
 # train_imagenet.py:59) and drop path 0.1 (model_for_imagenet/swin.py:440); ViT, DeiT and ConViT
 # with 0.9 and 0 (model_for_*/vit.py, deit.py, convit.py). No script sets another per-model lr,
 # weight decay, schedule or batch.
-OFFICIAL = {"swin": (0.5, 0.1), "vit": (0.9, 0.0), "deit": (0.9, 0.0), "convit": (0.9, 0.0)}
+OFFICIAL = {"swin": (0.5, 0.1, "attention"), "vit": (0.9, 0.0, "both"),
+            "deit": (0.9, 0.0, "both"), "convit": (0.9, 0.0, "both")}
 PRESETS = {"swin_micro": "swin", "swin_t": "swin", "swin_s": "swin", "swin_b": "swin",
            "vit_micro": "vit", "vit_mini": "vit", "vit_b16": "vit", "vit_s16": "vit",
            "deit_s": "deit", "deit_ti": "deit", "convit_micro": "convit", "convit_ti": "convit",
@@ -80,7 +81,8 @@ PRESETS = {"swin_micro": "swin", "swin_t": "swin", "swin_s": "swin", "swin_b": "
                                    ["data=imagenet"], ["scale=tiny", "data=cifar10"]])
 def test_the_official_per_architecture_settings_hold_at_every_scale_and_data_set(preset, where):
     cfg = compose([*where, f"model={preset}"])
-    assert (cfg.optim.momentum, cfg.model.drop_path) == OFFICIAL[PRESETS[preset]]
+    assert (cfg.optim.momentum, cfg.model.drop_path, cfg.model.drop_path_on) == (
+        OFFICIAL[PRESETS[preset]])
 
 
 def test_every_model_preset_is_listed_with_its_family():
@@ -90,9 +92,22 @@ def test_every_model_preset_is_listed_with_its_family():
 
 def test_the_official_swin_settings_are_switchable():
     off = compose(["model=swin_b", "~official"])
-    assert (off.optim.momentum, off.model.drop_path) == (0.9, 0.0)
+    assert (off.optim.momentum, off.model.drop_path, off.model.drop_path_on) == (0.9, 0.0, "both")
     mine = compose(["scale=tiny", "model=swin_micro", "optim.momentum=0.8"])
     assert (mine.optim.momentum, mine.model.drop_path) == (0.8, 0.1)
+
+
+def test_the_official_swin_drops_paths_on_the_attention_branch_only():
+    """model_for_imagenet/swin.py:305-306: x = shortcut + drop_path(attn); x = x + mlp(...)."""
+    net = build_model(compose(["scale=tiny", "model=swin_micro", "model.source=none"]).model,
+                      16, 10).model.net
+    blocks = [b for layer in net.layers for b in layer.blocks]
+    assert all(isinstance(b.drop_path2, torch.nn.Identity) for b in blocks)
+    rates = [b.drop_path1.drop_prob for b in blocks if hasattr(b.drop_path1, "drop_prob")]
+    assert rates and max(rates) == pytest.approx(0.1)  # timm's linear ramp to 0.1, as Swin's
+    both = build_model(compose(["scale=tiny", "model=swin_micro", "model.source=none",
+                                "model.drop_path_on=both"]).model, 16, 10).model.net
+    assert not isinstance(both.layers[-1].blocks[-1].drop_path2, torch.nn.Identity)
 
 
 def test_swin_b_loads_the_official_22k_to_1k_weights():
