@@ -117,7 +117,7 @@ def _main(args: argparse.Namespace) -> int:
 
     launch = LAUNCHERS.get(args.launcher)  # a bad name: one line, before any work
     if args.decide:
-        from ablations.launch.decide import decide  # deferred: fast --help
+        from ablations.tables.decide import decide  # deferred: fast --help
 
         return decide(args, lambda seeds: _launch(args, launch, seeds))
     grids = {}

@@ -29,7 +29,7 @@ def path(runs_dir: str | Path, ablation: str, scale: str, ran_with: Sequence[str
 
 def decision_path(runs_dir: str | Path, ablation: str, scale: str,
                   ran_with: Sequence[str] = ()) -> Path:
-    """What `ablations.run NAME --decide` ran and decided (ablations/launch/decide.py)."""
+    """What `ablations.run NAME --decide` ran and decided (ablations/tables/decide.py)."""
     grid = path(runs_dir, ablation, scale, ran_with)
     return grid.parent / "decisions" / grid.name
 

@@ -24,9 +24,9 @@ pytestmark = pytest.mark.slurm
 FAST = ["epochs=1", "data.train_subset=128", "batch_size=32", "attack.steps=2", "eval.n=32",
         "eval.curve_n=16", "eval.batch_size=32", "pretrain.epochs=2", "pretrain.batch_size=32",
         "pretrain.train_subset=128", "warmup_epochs=0.5", "optim.decay_before_end=[0.5]"]
-# the epochs grid (40 and 80 epochs at tiny scale; 4 steps an epoch here), long enough to be
-# caught mid-training (the 80-epoch cell trains for about two minutes), checkpoints every ~2 s
-LONG = ["data.train_subset=256", "batch_size=64", "attack.steps=5", "eval.n=64",
+# the epochs grid (40 and 80 epochs at tiny scale; 2 steps an epoch here), long enough to be
+# caught mid-training (the 80-epoch cell trains for about a minute), checkpoints every ~2 s
+LONG = ["data.train_subset=128", "batch_size=64", "attack.steps=5", "eval.n=64",
         "eval.curve_n=16", "eval.batch_size=64", "model.source=none",
         "checkpoint_minutes=0.03"]
 
@@ -91,7 +91,7 @@ def test_grid_on_slurm_moves_to_done_and_matches_a_local_run(cluster, tmp_path, 
 
 
 def _submit_long(runs: Path, *extra: str) -> RunDir:
-    """Submit the epochs grid; return the run folder of its 48-epoch cell."""
+    """Submit the epochs grid; return the run folder of its 80-epoch cell."""
     t0 = time.time()
     assert run_main(["epochs", "--scale", "tiny", "--launcher", "slurm", *extra, *LONG,
                      "--runs-dir", str(runs)]) == 0
@@ -138,7 +138,7 @@ def test_hard_killed_job_keeps_its_checkpoint_and_resumes(cluster, tmp_path, cap
     _wait(lambda: job not in _squeue_ids(), 120, "the kill")
     saved = _steps_saved(run_dir)
     assert saved >= 20 and not run_dir.result.exists()
-    _wait(lambda: not _squeue_ids(), 300, "the 24-epoch cell to finish")
+    _wait(lambda: not _squeue_ids(), 300, "the 40-epoch cell to finish")
     capsys.readouterr()
     assert run_main(["epochs", "--scale", "tiny", "--launcher", "slurm", "--wait", *LONG,
                      "--runs-dir", str(runs)]) == 0
