@@ -149,7 +149,10 @@ def _launch(args: argparse.Namespace, launch, seeds: int | None):
     manifests, owners = {}, {}
     for name, grid in grids.items():  # saved by the launcher once it submits (a refusal: never)
         manifests[name] = mf.load(runs_dir, name, args.scale, ran_with(grid, args.overrides))
-        mf.record_cells(manifests[name], grid)
+        gone = mf.record_cells(manifests[name], grid)
+        if gone:
+            print(f"{name}: {len(gone)} recorded cell(s) replaced or dropped: the grid defines "
+                  "them otherwise now (their runs stay in the runs folder)")
         for j in jobs_for(grid):
             owners.setdefault(j.run_id, set()).add(name)
     workers = args.workers or _default_workers()

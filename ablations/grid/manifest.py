@@ -64,9 +64,25 @@ def ran_with_note(manifest: dict) -> str:
     return f", ran with {' '.join(ran_with(manifest))}" if ran_with(manifest) else ""
 
 
-def record_cells(manifest: dict, cells: list[Cell]) -> None:
+def record_cells(manifest: dict, cells: list[Cell]) -> list[str]:
     """Add the cells (a re-launch with more seeds adds the new ones after the old); a cell
-    already there takes the overrides and attacks its grid asks for now."""
+    already there takes the overrides and attacks its grid asks for now. The record is the
+    grid as the code defines it now: a cell whose labels and seed come back with another run
+    id (its config changed: a preset, a default, the code) is replaced in place, and a label
+    combination the grid no longer has is dropped; their runs stay on disk. Returns the run
+    ids no longer recorded."""
+    combos = {_labels(c.labels) for c in cells}
+    now = {(_labels(c.labels), c.seed): c.run_id for c in cells}
+    gone = []
+    for rid, cell in list(manifest["cells"].items()):
+        key = (_labels(cell["labels"]), cell["seed"])
+        if key[0] not in combos or now.get(key, rid) != rid:
+            gone.append(rid)
+            manifest.get("jobs", {}).pop(rid, None)
+            order = manifest["cells"].pop(rid)["order"]
+            if key in now and now[key] not in manifest["cells"]:
+                manifest["cells"][now[key]] = {"order": order, "labels": cell["labels"],
+                                               "seed": cell["seed"]}
     for c in cells:
         if c.run_id not in manifest["cells"]:
             manifest["cells"][c.run_id] = {"order": len(manifest["cells"]),
@@ -74,6 +90,11 @@ def record_cells(manifest: dict, cells: list[Cell]) -> None:
                                            "seed": c.seed}
         manifest["cells"][c.run_id].update(overrides=list(c.overrides),
                                            attacks=list(c.cfg.eval.attacks))
+    return gone
+
+
+def _labels(labels) -> tuple:
+    return tuple(tuple(kv) for kv in labels)
 
 
 def ordered_cells(manifest: dict) -> list[tuple[str, dict]]:

@@ -190,3 +190,30 @@ def test_a_relaunch_records_the_attacks_the_grid_asks_for_now(tmp_path):
     mf.record_cells(manifest, now)
     assert all(c["attacks"] == ["clean", "pgd20"] for c in manifest["cells"].values())
     assert {rid: c["order"] for rid, c in manifest["cells"].items()} == order
+
+
+def test_a_relaunch_after_the_grid_changed_records_the_grid_as_it_is_now(tmp_path):
+    """A cell whose config changed (here the Swin momentum, as a changed preset would) comes
+    back under a new run id in the old one's place; a label combination the grid no longer
+    has (the epochs grid's old lengths) is dropped; seeds beyond the relaunch's stay."""
+    ab = load_all().get("gradient_clipping")
+    old = expand(ab, "tiny", 3, [f"runs_dir={tmp_path}", "optim.momentum=0.9"])
+    manifest = mf.load(tmp_path, ab.name, "tiny")
+    mf.record_cells(manifest, old)
+    order = [(c["labels"], c["seed"]) for _, c in mf.ordered_cells(manifest)]
+    now = expand(ab, "tiny", 2, [f"runs_dir={tmp_path}"])
+    gone = mf.record_cells(manifest, now)
+    swin_old = {c.run_id for c in old if c.label("model") == "Swin" and c.seed < 2}
+    assert set(gone) == swin_old and len(gone) == 4  # ViT/ConViT: 0.9 is their preset's
+    cells = mf.ordered_cells(manifest)
+    assert [(c["labels"], c["seed"]) for _, c in cells] == order  # same places, seed 2 kept
+    assert {c.run_id for c in now} <= {rid for rid, _ in cells}
+    epochs = load_all().get("epochs")
+    m2 = mf.load(tmp_path, "epochs", "tiny")
+    mf.record_cells(m2, expand(epochs, "tiny", 1, [f"runs_dir={tmp_path}", "epochs=24"])[:1])
+    stale = dict(next(iter(m2["cells"].values()))["labels"])
+    m2["cells"] = {f"x{rid}": {**c, "labels": [["epochs", "24"]]}
+                   for rid, c in m2["cells"].items()}
+    assert stale == {"epochs": "40"}
+    assert mf.record_cells(m2, expand(epochs, "tiny", 1, [f"runs_dir={tmp_path}"])) != []
+    assert {dict(c["labels"])["epochs"] for c in m2["cells"].values()} == {"40", "80"}
