@@ -52,9 +52,26 @@ def rows(ab: Ablation, runs_dir: Path) -> pd.DataFrame:
     df = pd.DataFrame(out)
     if df.empty:
         return df
+    _one_run_a_cell(ab, df, runs_dir)
     cols = [*SETTING, *ab.all_axes(), *id_columns(), *metrics(), "flags"]
     df = df.sort_values([*SETTING, "order"], kind="stable")
     return df.reindex(columns=cols).reset_index(drop=True)
+
+
+def _one_run_a_cell(ab: Ablation, df: pd.DataFrame, runs_dir: Path) -> None:
+    """A grid record written before a relaunch replaced changed cells (older code) may hold
+    two runs for one cell; say which, and how to refresh it, rather than pick one."""
+    keys = [*SETTING, *[a for a in ab.all_axes() if a in df], "seed"]
+    twice = df[df.duplicated(keys, keep=False)]
+    if not twice.empty:
+        first = twice.iloc[0]
+        cell = " ".join(f"{k}={first[k]}" for k in keys[2:] if not pd.isna(first[k]))
+        raise UserError(
+            f"the grid record of {ab.name} ({first['scale']}) holds {len(twice)} runs for "
+            f"cells that should have one (e.g. {cell}: {', '.join(twice['run_id'][:2])}): "
+            f"launch it again (`python -m ablations.run {ab.name} --scale {first['scale']} "
+            f"--seeds {int(df['seed'].max()) + 1} --runs-dir {runs_dir}`), which records the "
+            "grid as it is now and redoes no finished run")
 
 
 def _result_fields(run_dir: RunDir, attacks: list[str] | None) -> dict:

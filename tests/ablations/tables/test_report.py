@@ -334,3 +334,17 @@ def test_a_report_carries_no_weights_unless_asked(runs, tmp_path):
     _report(runs, out)
     assert RunDir.of(out / "runs", rid).result.is_file()
     assert not RunDir.of(out / "runs", rid).weights.exists()
+
+
+def test_a_record_with_two_runs_for_a_cell_is_one_line_with_the_fix(runs, tmp_path, capsys):
+    """Records written before relaunches replaced changed cells can hold a stale run beside
+    the current one for the same cell: the report names it and the relaunch that fixes it."""
+    m = mf.load(runs, "gradient_clipping", "tiny")
+    rid, cell = next(iter(m["cells"].items()))
+    m["cells"]["0123456789ab"] = {**cell, "order": len(m["cells"])}
+    mf.save(runs, m)
+    assert report(["--runs-dir", str(runs), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "holds 2 runs for cells that should have one" in err
+    assert "0123456789ab" in err and rid in err and "--seeds 3" in err
+    assert not (tmp_path / "r").exists()
