@@ -257,7 +257,8 @@ def _pairs(claim: Claim, df: pd.DataFrame, ab: Ablation, scale: str,
     for t in claim.treatment:
         for key, row in data[data[claim.axis] == t].set_index(keys).iterrows():
             key = key if isinstance(key, tuple) else (key,)
-            ctl = control.loc[key] if key in control.index else None
+            at = key if len(keys) > 1 else key[0]  # a one-level index takes a scalar
+            ctl = control.loc[at] if at in control.index else None
             if ctl is None or row["status"] not in FINISHED or ctl["status"] not in FINISHED:
                 incomplete += 1
                 continue

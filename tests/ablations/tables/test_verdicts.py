@@ -170,3 +170,11 @@ def test_per_point_flags_pair_the_test_error(tmp_path):
     assert v.paired_points and v.test_se**2 == pytest.approx(1e4 * d.var(ddof=1) / N)
     unpaired = judge(_claim(), _rows(acc), _ablation(), "tiny")
     assert not unpaired.paired_points and unpaired.test_se > 2 * v.test_se
+
+
+def test_a_grid_with_one_axis_pairs_by_seed_alone():
+    """The warm-up and epochs grids have no other axis: pairs are keyed by the seed only."""
+    ab = Ablation(question="q", axes={"arm": {"T": [], "C": []}}, claims=())
+    rows = _rows({("A", a, s): 0.5 + (0.1 if a == "T" else 0.0) for a in "TC" for s in range(3)})
+    v = judge(_claim(), rows.drop(columns="model"), ab, "tiny")
+    assert v.n_pairs == 3 and v.effect == pytest.approx(10.0) and v.blocks == 1
