@@ -179,21 +179,34 @@ def mark_shared(all_verdicts: dict[str, list[Verdict]]) -> None:
     """Step 7: a claim whose pairs are, run for run, those of a claim met before (the same
     treatment runs; control runs with the same seed and every accuracy equal, as w = 0 runs
     of the warm-up grid equal the no-plugin runs: ARD and PRM act during warm-up only) is
-    the same measurement: it is marked as shared with the first, not shown as new evidence."""
+    the same measurement: it is marked as shared with the first, not shown as new evidence.
+    One whose pairs are some of another's (that one ran more seeds) says so, both ways."""
     seen: dict[tuple, str] = {}
+    sets: list[tuple[tuple, frozenset, Verdict, str]] = []
     for name, verdicts in all_verdicts.items():
         for v in verdicts:
             if not v.pairs:
                 continue
-            key = (v.claim.metric, v.setting, frozenset(
-                (p.treat["run_id"], p.seed, _numbers(p.ctl)) for p in v.pairs))
-            if key in seen:
-                v.shared_with = seen[key]
-                v.note = "; ".join(filter(None, [
-                    f"the same measurement as {seen[key]} (the same runs, number for number)",
-                    v.note]))
-            else:
-                seen[key] = f"{name} {v.claim.id}"
+            where = (v.claim.metric, v.setting)
+            pairs = frozenset((p.treat["run_id"], p.seed, _numbers(p.ctl)) for p in v.pairs)
+            label = f"{name} {v.claim.id}"
+            if (where, pairs) in seen:
+                v.shared_with = seen[(where, pairs)]
+                _add_note(v, f"the same measurement as {v.shared_with} (the same runs, "
+                             "number for number)")
+                continue
+            seen[(where, pairs)] = label
+            sets.append((where, pairs, v, label))
+    for where, pairs, v, label in sets:
+        for where2, pairs2, v2, label2 in sets:
+            if where == where2 and pairs < pairs2:
+                _add_note(v, f"its {len(pairs)} pairs are {len(pairs)} of the {len(pairs2)} of "
+                             f"{label2} (the same runs, number for number)")
+                _add_note(v2, f"{len(pairs)} of its pairs are those of {label}")
+
+
+def _add_note(v: Verdict, text: str) -> None:
+    v.note = "; ".join(filter(None, [text, v.note]))
 
 
 def _numbers(row: pd.Series) -> tuple:

@@ -178,3 +178,24 @@ def test_a_grid_with_one_axis_pairs_by_seed_alone():
     rows = _rows({("A", a, s): 0.5 + (0.1 if a == "T" else 0.0) for a in "TC" for s in range(3)})
     v = judge(_claim(), rows.drop(columns="model"), ab, "tiny")
     assert v.n_pairs == 3 and v.effect == pytest.approx(10.0) and v.blocks == 1
+
+
+def test_a_measurement_two_claims_share_is_marked_and_a_subset_named():
+    """Treatment runs the same, control runs equal number for number (other ids): shared;
+    one claim's pairs among another's (more seeds): both say so."""
+    from ablations.tables.verdicts import mark_shared
+
+    ab = Ablation(question="q", axes={"arm": {"T": [], "C": []}}, claims=())
+    acc = {("A", a, s): 0.5 + (0.1 if a == "T" else 0.0) + s / 100 for a in "TC"
+           for s in range(5)}
+    five = _rows(acc).drop(columns="model")
+    other = five.copy()
+    other.loc[other["arm"] == "C", "run_id"] = "w0_" + other["run_id"]  # other ids, same numbers
+    three = other[other["seed"] < 3]
+    vs = {"methods": [judge(_claim(), five, ab, "tiny")],
+          "warmup": [judge(_claim(), other, ab, "tiny"), judge(_claim(), three, ab, "tiny")]}
+    mark_shared(vs)
+    assert vs["warmup"][0].shared_with == "methods x"
+    assert "the same measurement as methods x" in vs["warmup"][0].note
+    assert "its 3 pairs are 3 of the 5 of methods x" in vs["warmup"][1].note
+    assert "3 of its pairs are those of warmup x" in vs["methods"][0].note
