@@ -17,7 +17,7 @@ from ablations.grid.cells import expand, ran_with
 from ablations.questions import get
 from ablations.tables.collect import rows
 from ablations.tables.sequential import bounds, decide_at, looks
-from ablations.tables.verdicts import ALPHA, MIN_SEEDS, judge
+from ablations.tables.verdicts import ALPHA, MIN_SEEDS, by_block, judge
 from core.infra.atomic import write_json
 from core.infra.errors import UserError
 
@@ -75,10 +75,7 @@ def _look(args, ab, claims, state, design, where) -> dict:
             state[key] = v.verdict
             why = v.note
         else:
-            blocks: dict[tuple, list[float]] = {}
-            for p in v.pairs:
-                blocks.setdefault(p.block, []).append(p.d)
-            state[key] = decide_at(c, blocks, v.test_se**2, k, plan, alpha)
+            state[key] = decide_at(c, by_block(v.pairs), v.test_se**2, k, plan, alpha)
             why = f"effect {v.effect:+.2f} pts, p {v.p:.3g}, {v.blocks} x {v.seeds} pairs"
         look["claims"][c.id] = {"text": c.text, "decision": state[key], "why": why}
         print(f"look {k + 1} ({n} seeds): {c.id} {c.text}: {state[key]} ({why})")

@@ -30,7 +30,7 @@ import math
 from scipy import optimize, stats
 
 from ablations.grid.spec import Claim
-from ablations.tables.verdicts import ALPHA, MIN_SEEDS, estimate, p_supported
+from ablations.tables.verdicts import ALPHA, MIN_SEEDS, estimate, p_supported, refuted
 
 
 def looks(start: int, batch: int, cap: int) -> list[int]:
@@ -88,13 +88,8 @@ def decide_at(claim: Claim, blocks: dict[tuple, list[float]], v_t: float, look: 
     if z >= bounds(plan, alpha)[look]:
         return "supported"
     half = stats.t.ppf(1 - ALPHA, dof) * se
-    if claim.direction == "<=":
-        if theta - half > claim.margin:
-            return "not supported"
-    else:
-        sign = 1 if claim.direction == "+" else -1
-        if max(sign * (theta - half), sign * (theta + half)) < claim.margin:
-            return "not supported"
+    if refuted(claim, theta - half, theta + half):
+        return "not supported"
     return "inconclusive" if look == len(plan) - 1 else "continue"
 
 

@@ -86,7 +86,6 @@ class Verdict:
     claim: Claim
     scale: str
     effect: float | None        # theta, accuracy points
-    spread: float | None        # the blocks' seed std, pooled for display (sqrt mean s_b^2)
     se: float | None
     n_pairs: int
     verdict: str
@@ -120,7 +119,7 @@ def judge(claim: Claim, df: pd.DataFrame, ab: Ablation, scale: str, ran_with: st
         notes.append(f"{incomplete} pair(s) incomplete (failed or missing runs)")
     if diverged:
         notes.append(f"{diverged} diverged run(s) counted at their final accuracy")
-    base = Verdict(claim, scale, None, None, None, len(pairs), "inconclusive", "",
+    base = Verdict(claim, scale, None, None, len(pairs), "inconclusive", "",
                    ran_with=ran_with, pairs=pairs)
     for name in claim.preconditions:
         reason = PRECONDITIONS.get(name)(claim, df, ab, scale, ran_with, runs_dir)
@@ -129,7 +128,7 @@ def judge(claim: Claim, df: pd.DataFrame, ab: Ablation, scale: str, ran_with: st
                          f"precondition: {name}")
     if not pairs:
         return _done(base, "inconclusive", ["no complete pair", *notes], "no data")
-    blocks = _by_block(pairs)
+    blocks = by_block(pairs)
     fewest = min(len(ds) for ds in blocks.values())
     base = dataclasses.replace(base, seeds=fewest, blocks=len(blocks))
     theta = sum(_mean(ds) for ds in blocks.values()) / len(blocks)
@@ -142,8 +141,7 @@ def judge(claim: Claim, df: pd.DataFrame, ab: Ablation, scale: str, ran_with: st
     half = stats.t.ppf(1 - ALPHA, dof) * se
     v = dataclasses.replace(
         base, effect=theta, se=se, df=dof, ci=(theta - half, theta + half),
-        spread=math.sqrt(sum(_var(ds) for ds in blocks.values()) / len(blocks)),
-        p=_p_supported(claim, theta, se, dof), test_se=math.sqrt(v_t), paired_points=paired)
+        p=p_supported(claim, theta, se, dof), test_se=math.sqrt(v_t), paired_points=paired)
     v.seeds_needed = _seeds_needed(claim, blocks, v_t)
     notes.append("test error paired on per-point flags" if paired else
                  "test error: unpaired bound (runs keep no per-point flags)")
@@ -159,11 +157,6 @@ def estimate(blocks: dict[tuple, list[float]], v_t: float) -> tuple[float, float
     v_s, df_s = _seed_variance(blocks)
     se = math.sqrt(v_s + v_t)
     return theta, se, (df_s * (v_s + v_t) ** 2 / v_s**2 if v_s > 0 else math.inf)
-
-
-def p_supported(claim: Claim, theta: float, se: float, dof: float) -> float:
-    """One-sided p of the test whose rejection supports the claim (step 5)."""
-    return _p_supported(claim, theta, se, dof)
 
 
 def adjust(verdicts: list[Verdict]) -> list[Verdict]:
@@ -232,17 +225,25 @@ def _decide(v: Verdict, family: int) -> tuple[str, str]:
     if c.direction == "<=":
         if v.p_holm < ALPHA:
             return "supported", f"non-superiority: effect < +{m:g} pts, p < {ALPHA}{holm_txt}"
-        if lo > m:
+        if refuted(c, lo, hi):
             return "not supported", f"95% CI above +{m:g} pts (a gain beyond the margin)"
         return "inconclusive", f"95% CI straddles +{m:g} pts"
-    sign = 1 if c.direction == "+" else -1
-    lo_s, hi_s = sorted((sign * lo, sign * hi))
-    word = "gain" if sign > 0 else "loss"
+    word = "gain" if c.direction == "+" else "loss"
     if v.p_holm < ALPHA:
         return "supported", f"one-sided t test: {word} > 0, p < {ALPHA}{holm_txt}"
-    if hi_s < m:
+    if refuted(c, lo, hi):
         return "not supported", f"95% CI excludes a {word} of {m:g} pts or more"
     return "inconclusive", f"95% CI includes both 0 and a {word} of {m:g} pts"
+
+
+def refuted(claim: Claim, lo: float, hi: float) -> bool:
+    """Step 5's "not supported", on the 95% interval [lo, hi]: a "no gain" claim when the
+    interval lies above the margin; a "+"/"-" claim when it excludes an effect of the
+    margin's size in the claimed direction."""
+    if claim.direction == "<=":
+        return lo > claim.margin
+    sign = 1 if claim.direction == "+" else -1
+    return max(sign * lo, sign * hi) < claim.margin
 
 
 def _done(v: Verdict, verdict: str, notes: list[str], rule: str) -> Verdict:
@@ -281,7 +282,7 @@ def _pairs(claim: Claim, df: pd.DataFrame, ab: Ablation, scale: str,
     return pairs, incomplete, diverged
 
 
-def _by_block(pairs: list[Pair]) -> dict[tuple, list[float]]:
+def by_block(pairs: list[Pair]) -> dict[tuple, list[float]]:
     blocks: dict[tuple, list[float]] = {}
     for p in pairs:
         blocks.setdefault(p.block, []).append(p.d)
@@ -360,8 +361,8 @@ def _n_for(row: pd.Series, metric: str) -> int:
     return int(n) if n is not None and not pd.isna(n) else 1
 
 
-def _p_supported(claim: Claim, theta: float, se: float, dof: float) -> float:
-    """One-sided p of the test whose rejection supports the claim."""
+def p_supported(claim: Claim, theta: float, se: float, dof: float) -> float:
+    """One-sided p of the test whose rejection supports the claim (step 5)."""
     if se == 0:
         return 0.0 if _toward(claim, theta) else 1.0
     if claim.direction == "<=":
