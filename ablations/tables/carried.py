@@ -11,6 +11,9 @@ gives the same files, byte for byte. With --weights it also carries each run's f
 so that every run of the report can be attacked again:
 
     python -m core.evaluate model.source=run:<run-id> runs_dir=REPORT/runs
+
+A run fine-tuned from another run of this project (a clean pretraining run, `run:<id>` in its
+result) brings that run along, so every run id a carried result names is there too.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from ablations.grid import manifest as mf
 from core.evaluation import EVAL_ATTACKS
 from core.infra.atomic import write_json
 from core.infra.rundir import RunDir
+from core.models.sources import split_source
 
 
 def carry_run(src: RunDir, dst: RunDir, weights: bool) -> None:
@@ -35,6 +39,19 @@ def carry_run(src: RunDir, dst: RunDir, weights: bool) -> None:
             _copy(src.eval_flags(attack), dst.eval_flags(attack))
     if weights:
         _link_or_copy(src.weights, dst.weights)
+
+
+def with_sources(runs_dir: Path, run_ids: list[str]) -> list[str]:
+    """`run_ids` and, after them, the runs of this project whose weights they started from
+    (found in `runs_dir`), to any depth, each once."""
+    out, todo = list(dict.fromkeys(run_ids)), list(run_ids)
+    while todo:
+        result = RunDir.of(runs_dir, todo.pop()).read_result() or {}
+        kind, arg = split_source((result.get("pretrained") or {}).get("source") or "none")
+        if kind == "run" and arg not in out and RunDir.of(runs_dir, arg).result.is_file():
+            out.append(arg)
+            todo.append(arg)
+    return out
 
 
 def carry_grids(runs_dir: Path, dst_runs: Path, ablations: list[str]) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from ablations.grid.spec import Ablation
-from ablations.tables.carried import carry_grids, carry_run
+from ablations.tables.carried import carry_grids, carry_run, with_sources
 from ablations.tables.collect import curves, of_setting, setting_name, settings
 from ablations.tables.verdicts import Verdict, interval, seeds_to_decide
 from core.data.sets import DATASETS
@@ -250,9 +250,9 @@ def index_page(pages: list[Page], warnings: list[str]) -> str:
 
 
 def copy_run_files(runs_dir: Path, out: Path, run_ids: list[str], weights: bool) -> None:
-    """Each finished or failed run's files under out/runs/<id>/ (ablations.tables.carried),
-    a finished one's curve drawn."""
-    for rid in run_ids:
+    """Each finished or failed run's files, and those of the runs it started from, under
+    out/runs/<id>/ (ablations.tables.carried), a finished one's curve drawn."""
+    for rid in with_sources(runs_dir, run_ids):
         src, dst = RunDir.of(runs_dir, rid), RunDir.of(out / "runs", rid)
         if src.result.is_file() or src.failure.is_file():  # a failed run stays failed
             carry_run(src, dst, weights)

@@ -348,3 +348,28 @@ def test_a_record_with_two_runs_for_a_cell_is_one_line_with_the_fix(runs, tmp_pa
     assert err.count("\n") == 0 and "holds 2 runs for cells that should have one" in err
     assert "0123456789ab" in err and rid in err and "--seeds 3" in err
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.slow
+def test_a_report_carries_the_runs_its_runs_started_from(runs, tmp_path):
+    """A fine-tuned run names its clean pretraining run (`run:<id>` in its result); that run
+    (and the one it started from in turn) comes along, with its weights when asked, so the
+    id the carried result names can be evaluated again. A source not in the runs is skipped."""
+    ab = load_all().get("gradient_clipping")
+    cells = expand(ab, "tiny", 3, [f"runs_dir={runs}"])
+    tuned = RunDir.of(runs, cells[0].run_id)
+    chain = {tuned: "aaaaaaaaaaaa", RunDir.of(runs, "aaaaaaaaaaaa"): "bbbbbbbbbbbb",
+             RunDir.of(runs, cells[1].run_id): "cccccccccccc"}  # ccc… is not in the runs
+    for run in ("aaaaaaaaaaaa", "bbbbbbbbbbbb"):
+        _write_run(RunDir.of(runs, run), 0.2)
+        RunDir.of(runs, run).weights.write_bytes(run.encode())
+    for run, source in chain.items():
+        result = json.loads(run.result.read_text())
+        run.result.write_text(json.dumps({**result, "pretrained": {"source": f"run:{source}"}}))
+    out = tmp_path / "report"
+    assert report(["--runs-dir", str(runs), "--out", str(out), "--weights"]) == 0
+    for run in ("aaaaaaaaaaaa", "bbbbbbbbbbbb"):
+        assert RunDir.of(out / "runs", run).weights.read_bytes() == run.encode()
+        assert RunDir.of(out / "runs", run).result.is_file()
+    assert not RunDir.of(out / "runs", "cccccccccccc").path.exists()
+    assert "aaaaaaaaaaaa" not in (out / "gradient_clipping.csv").read_text()  # not a row
