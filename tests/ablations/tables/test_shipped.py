@@ -46,3 +46,46 @@ def test_the_shipped_results_rebuild_byte_for_byte_from_the_runs_they_carry(tmp_
     changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
     assert changed == []
     capsys.readouterr()
+
+
+def _shipped_runs() -> list[RunDir]:
+    return [RunDir.of(RESULTS / "runs", p.name) for p in sorted((RESULTS / "runs").iterdir())
+            if not p.name.startswith("_")]
+
+
+def test_every_shipped_run_carries_its_weights_and_the_runs_it_started_from():
+    """So `core.evaluate model.source=run:ID runs_dir=results/runs` works for every id a
+    shipped table or result names, a fine-tuned run's pretraining run included."""
+    import json
+
+    runs = _shipped_runs()
+    assert len(runs) > 100
+    for run in runs:
+        assert run.weights.is_file() and run.result.is_file(), run.name
+        source = (json.loads(run.result.read_text()).get("pretrained") or {}).get("source", "")
+        if source.startswith("run:"):
+            assert RunDir.of(RESULTS / "runs", source[4:]).weights.is_file(), (run.name, source)
+
+
+@pytest.mark.slow
+def test_a_shipped_run_attacked_again_gives_its_shipped_numbers(tmp_path, capsys):
+    """The README's `python -m core.evaluate model.source=run:ID runs_dir=results/runs`, on a
+    copy (it writes an evaluation under the runs folder). The same to the point on the kind
+    of machine that made the run; on another CPU, float rounding may move a few of the 360
+    points, so there at most 1%."""
+    import json
+    import shutil
+
+    from core.evaluate import main as evaluate
+    from core.infra.provenance import machine_kind
+
+    rid = pd.read_csv(RESULTS / "gradient_clipping.csv").query("status == 'done'")["run_id"][0]
+    shutil.copytree(RESULTS / "runs" / rid, tmp_path / rid)
+    assert evaluate([f"model.source=run:{rid}", f"runs_dir={tmp_path}",
+                     "eval.attacks=[clean,pgd20]"]) == 0
+    shipped = json.loads(RunDir.of(RESULTS / "runs", rid).result.read_text())
+    again = json.loads(next((tmp_path / "_evals").glob("*/result.json")).read_text())
+    same_kind = machine_kind(again["machine"]) == machine_kind(shipped["machine"])
+    for metric in ("clean_acc", "pgd20_acc"):
+        assert abs(again[metric] - shipped[metric]) <= (1e-6 if same_kind else 0.01), metric
+    capsys.readouterr()
