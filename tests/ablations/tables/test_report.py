@@ -373,3 +373,24 @@ def test_a_report_carries_the_runs_its_runs_started_from(runs, tmp_path):
         assert RunDir.of(out / "runs", run).result.is_file()
     assert not RunDir.of(out / "runs", "cccccccccccc").path.exists()
     assert "aaaaaaaaaaaa" not in (out / "gradient_clipping.csv").read_text()  # not a row
+
+
+@pytest.mark.slow
+def test_a_run_two_questions_share_carries_its_weights_once(runs, tmp_path):
+    """The clipping grid's clipped cells are ard_prm's cells without plugins (3 models, 3
+    seeds): each question's page carries them, and the second carry of a run's weights (its
+    hard link already there) is the same file, not a SameFileError that ends the report (the
+    shipped rebuild met it)."""
+    ab = load_all().get("ard_prm")
+    cells = expand(ab, "tiny", 3, [f"runs_dir={runs}"])
+    m = mf.load(runs, ab.name, "tiny")
+    mf.record_cells(m, cells)
+    mf.save(runs, m)
+    shared = [c.run_id for c in cells if RunDir.of(runs, c.run_id).result.is_file()]
+    assert len(shared) == 9
+    for rid in shared:
+        RunDir.of(runs, rid).weights.write_bytes(rid.encode())
+    out = tmp_path / "report"
+    assert report(["--runs-dir", str(runs), "--out", str(out), "--weights"]) == 0
+    for rid in shared:
+        assert RunDir.of(out / "runs", rid).weights.read_bytes() == rid.encode()
