@@ -73,8 +73,8 @@ def _copy(src: Path, dst: Path) -> None:
 
 def _link_or_copy(src: Path, dst: Path) -> None:
     """A hard link where both sit on one file system (weights are the large part), else a
-    copy; weights are never written again, so sharing their bytes is safe. A run that two
-    questions share is carried twice: the second time its link is already there."""
+    copy; weights are never written again, so sharing their bytes is safe. A `dst` that is
+    already `src` (by path or by hard link) is left as it is."""
     if not src.is_file() or (dst.exists() and os.path.samefile(src, dst)):
         return
     try:

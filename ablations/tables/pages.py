@@ -283,9 +283,11 @@ def write_site(out: Path, runs_dir: Path, pages: list[Page], warnings: list[str]
                pages_for: list[str], weights: bool = False) -> None:
     """index.html over every question; the pages, run files and grid records of `pages_for`
     (so the report can be rebuilt from out/runs)."""
-    for p in pages:
-        if p.ab.name in pages_for:
-            copy_run_files(runs_dir, out, list(p.rows["run_id"]), weights)
-            write_text(out / f"{p.ab.name}.html", ablation_page(p, out))
+    built = [p for p in pages if p.ab.name in pages_for]
+    # once over every page's runs: questions share runs (ard_prm's cells without plugins are
+    # the clipping grid's clipped cells), each copied and drawn once
+    copy_run_files(runs_dir, out, [rid for p in built for rid in p.rows["run_id"]], weights)
+    for p in built:
+        write_text(out / f"{p.ab.name}.html", ablation_page(p, out))
     carry_grids(runs_dir, out / "runs", pages_for)
     write_text(out / "index.html", index_page(pages, warnings))

@@ -378,9 +378,9 @@ def test_a_report_carries_the_runs_its_runs_started_from(runs, tmp_path):
 @pytest.mark.slow
 def test_a_run_two_questions_share_carries_its_weights_once(runs, tmp_path):
     """The clipping grid's clipped cells are ard_prm's cells without plugins (3 models, 3
-    seeds): each question's page carries them, and the second carry of a run's weights (its
-    hard link already there) is the same file, not a SameFileError that ends the report (the
-    shipped rebuild met it)."""
+    seeds): both questions' pages name them, and their weights are carried once, not a second
+    time onto their own hard link, a SameFileError that ended the report (the shipped rebuild
+    met it)."""
     ab = load_all().get("ard_prm")
     cells = expand(ab, "tiny", 3, [f"runs_dir={runs}"])
     m = mf.load(runs, ab.name, "tiny")

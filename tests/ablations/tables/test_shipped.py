@@ -56,15 +56,16 @@ def _shipped_runs() -> list[RunDir]:
 def test_every_shipped_run_carries_its_weights_and_the_runs_it_started_from():
     """So `core.evaluate model.source=run:ID runs_dir=results/runs` works for every id a
     shipped table or result names, a fine-tuned run's pretraining run included."""
-    import json
+    from core.models.sources import split_source
 
     runs = _shipped_runs()
     assert len(runs) > 100
     for run in runs:
         assert run.weights.is_file() and run.result.is_file(), run.name
-        source = (json.loads(run.result.read_text()).get("pretrained") or {}).get("source", "")
-        if source.startswith("run:"):
-            assert RunDir.of(RESULTS / "runs", source[4:]).weights.is_file(), (run.name, source)
+        kind, arg = split_source((run.read_result().get("pretrained") or {}).get("source")
+                                 or "none")
+        if kind == "run":
+            assert RunDir.of(RESULTS / "runs", arg).weights.is_file(), (run.name, arg)
 
 
 @pytest.mark.slow
@@ -79,11 +80,11 @@ def test_a_shipped_run_attacked_again_gives_its_shipped_numbers(tmp_path, capsys
     from core.evaluate import main as evaluate
     from core.infra.provenance import machine_kind
 
-    rid = pd.read_csv(RESULTS / "gradient_clipping.csv").query("status == 'done'")["run_id"][0]
+    rid = pd.read_csv(RESULTS / "gradient_clipping.csv").query("status == 'done'")["run_id"].iloc[0]
     shutil.copytree(RESULTS / "runs" / rid, tmp_path / rid)
     assert evaluate([f"model.source=run:{rid}", f"runs_dir={tmp_path}",
                      "eval.attacks=[clean,pgd20]"]) == 0
-    shipped = json.loads(RunDir.of(RESULTS / "runs", rid).result.read_text())
+    shipped = RunDir.of(RESULTS / "runs", rid).read_result()
     again = json.loads(next((tmp_path / "_evals").glob("*/result.json")).read_text())
     same_kind = machine_kind(again["machine"]) == machine_kind(shipped["machine"])
     for metric in ("clean_acc", "pgd20_acc"):
